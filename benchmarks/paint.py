@@ -1,0 +1,85 @@
+"""`raccoon paint` end to end, as a runner meets it: a fresh process from start to PNG written.
+
+Each run is its own `python -m raccoon paint`, timed from spawn to exit, its peak resident memory read
+from the kernel's accounting of the finished child (wait4's ru_maxrss). The backends take turns, so a
+change in machine load falls on both alike.
+"""
+
+import hashlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("onnx", "torch")
+DATE = "2026-01-01"  # a date-only raccoon: no commit source to read
+
+
+def run_child(command: list[str]) -> dict:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one child process, which must succeed."""
+    with tempfile.TemporaryFile() as stderr:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode:
+            stderr.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed:\n{stderr.read().decode()}")
+    return {"seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss * 1024 / 1e6}
+
+
+def paint_command(backend: str, weights: Path, out: Path, steps: int) -> list[str]:
+    return [sys.executable, "-m", "raccoon", "paint", "--backend", backend, "--source", "none", "--date", DATE,
+            "--tz", "UTC", "--steps", str(steps), "--weights", str(weights), "--out", str(out)]
+
+
+def summarize(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def run(weights: Path, repeats: int, steps: int = 50) -> dict:
+    """Both backends `repeats` times each (after one untimed warm-up each), plus the bare start-up of the CLI."""
+    runs = {name: [] for name in (*BACKENDS, "startup")}
+    digests = {backend: set() for backend in BACKENDS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for repeat in range(-1, repeats):
+            order = BACKENDS if repeat % 2 == 0 else BACKENDS[::-1]
+            for backend in order:
+                out = Path(tmp) / f"{backend}.png"
+                measured = run_child(paint_command(backend, weights, out, steps))
+                digests[backend].add(hashlib.sha256(out.read_bytes()).hexdigest())
+                if repeat >= 0:
+                    runs[backend].append(measured)
+            measured = run_child([sys.executable, "-m", "raccoon", "--version"])
+            if repeat >= 0:
+                runs["startup"].append(measured)
+    result = {"steps": steps, "repeats": repeats}
+    for name, measured in runs.items():
+        result[name] = {key: summarize([m[key] for m in measured]) for key in ("seconds", "cpu_seconds", "peak_rss_mb")}
+    for backend in BACKENDS:
+        result[backend]["identical_png_every_run"] = len(digests[backend]) == 1
+    result["speedup"] = result["torch"]["seconds"]["median"] / result["onnx"]["seconds"]["median"]
+    return result
+
+
+def table(result: dict) -> str:
+    rows = [f"End-to-end `raccoon paint` ({result['steps']} DDIM steps), a fresh process each time, "
+            f"{result['repeats']} runs: median (min to max).", "",
+            "| path | wall time (s) | CPU time (s) | peak RSS (MB) | same PNG every run |", "|---|---|---|---|---|"]
+    names = {"onnx": "ONNX Runtime (default)", "torch": "PyTorch fp32 (reference)", "startup": "`raccoon --version` (start-up alone)"}
+
+    def cell(stats):
+        return f"{stats['median']:.2f} ({stats['min']:.2f} to {stats['max']:.2f})"
+
+    for name, label in names.items():
+        r = result[name]
+        same = {True: "yes", False: "**no**"}.get(r.get("identical_png_every_run"), "")
+        rss = f"{r['peak_rss_mb']['median']:.0f} ({r['peak_rss_mb']['min']:.0f} to {r['peak_rss_mb']['max']:.0f})"
+        rows.append(f"| {label} | {cell(r['seconds'])} | {cell(r['cpu_seconds'])} | {rss} | {same} |")
+    rows += ["", f"ONNX Runtime is **{result['speedup']:.2f}x** faster end to end than the PyTorch reference."]
+    return "\n".join(rows)

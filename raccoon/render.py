@@ -1,0 +1,98 @@
+"""Turning the painted 64x64 array into files: the PNG, the denoising GIF, and the README block.
+
+Both are written atomically (a temporary file in the same directory, then os.replace), so a failure
+never leaves a partial file behind.
+"""
+
+import html
+import os
+import tempfile
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+MIN_SIZE, MAX_SIZE = 64, 2048
+README_START, README_END = "<!-- raccoon:start -->", "<!-- raccoon:end -->"
+
+
+class ReadmeError(Exception):
+    """The README cannot take the raccoon; str() is the one-line message for the user."""
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `data` to `path` all at once: readers see the old file or the new one, never half of it."""
+    path = Path(path)
+    if path.exists():
+        mode = path.stat().st_mode & 0o777
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask  # what open() would have made; mkstemp makes 0600
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def png_bytes(image: np.ndarray, *, size: int = 256, metadata: dict[str, str] | None = None) -> bytes:
+    """The image scaled to size x size with nearest-neighbour (crisp pixel art, exact when size is a multiple
+    of 64), with `metadata` as PNG text chunks. No time stamps: the same inputs give the same bytes."""
+    if image.shape != (64, 64, 3) or image.dtype != np.uint8:
+        raise ValueError(f"expected a 64x64x3 uint8 image, got {image.shape} {image.dtype}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"size must be between {MIN_SIZE} and {MAX_SIZE}, got {size}")
+    picture = Image.fromarray(image, "RGB").resize((size, size), Image.NEAREST)
+    text = PngImagePlugin.PngInfo()
+    for key, value in sorted((metadata or {}).items()):
+        text.add_text(key, value)
+    buffer = BytesIO()
+    picture.save(buffer, format="PNG", pnginfo=text, optimize=False)
+    return buffer.getvalue()
+
+
+def save_png(image: np.ndarray, path: Path, *, size: int = 256, metadata: dict[str, str] | None = None) -> None:
+    write_atomically(path, png_bytes(image, size=size, metadata=metadata))
+
+
+def gif_bytes(frames: list[np.ndarray], *, size: int = 256, frame_ms: int = 80, hold_ms: int = 2000) -> bytes:
+    """An endless loop from static to raccoon: one frame per denoising step, the last one held."""
+    pictures = [Image.fromarray(frame, "RGB").resize((size, size), Image.NEAREST) for frame in frames]
+    buffer = BytesIO()
+    pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], loop=0,
+                     duration=[frame_ms] * (len(pictures) - 1) + [hold_ms])
+    return buffer.getvalue()
+
+
+def readme_block(image_src: str, alt: str) -> str:
+    return f'<img src="{html.escape(image_src)}" alt="{html.escape(alt)}">'
+
+
+def update_readme(readme: Path, image_src: str, alt: str) -> bool:
+    """Put the image tag between the raccoon markers; every other byte of the file stays as it was.
+
+    The block uses the file's own line ending. Returns whether the file changed.
+    """
+    readme = Path(readme)
+    try:
+        original = readme.read_bytes()
+    except OSError as error:
+        raise ReadmeError(f"cannot read {readme}: {error.strerror}") from None
+    start, end = original.find(README_START.encode()), original.find(README_END.encode())
+    markers = original.count(README_START.encode()), original.count(README_END.encode())
+    if markers != (1, 1) or end < start:
+        raise ReadmeError(f"{readme} needs one {README_START} line followed by one {README_END} line "
+                          "where the raccoon should go")
+    newline = b"\r\n" if b"\r\n" in original else b"\n"
+    block = newline + readme_block(image_src, alt).encode() + newline
+    updated = original[: start + len(README_START)] + block + original[end:]
+    if updated == original:
+        return False
+    write_atomically(readme, updated)
+    return True

@@ -1,0 +1,186 @@
+"""Load the shipped weights and paint: ONNX Runtime by default, PyTorch as the reference.
+
+A weights folder holds `config.json` (network, schedule, training record, and the SHA-256 of each
+file), `model.safetensors` (the parameters in fp16, read without pickle) and `model.onnx` (the
+network's graph with its parameters left out: ONNX Runtime is handed them from the safetensors
+file, so one copy of the weights serves both backends).
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from raccoon.day import gaussian_noise
+from raccoon.diffusion import Schedule, ddim_sample
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+GRAPH_FILE = "model.onnx"
+IMAGE_SHAPE = (1, 3, 64, 64)
+_DTYPES = {"F16": np.float16, "F32": np.float32}
+
+
+class WeightsError(Exception):
+    """Weights missing, truncated or tampered: the message is one line for the user."""
+
+
+def default_weights_dir() -> Path:
+    """$RACCOON_WEIGHTS, else the weights installed with the package, else the checkout's weights/."""
+    if "RACCOON_WEIGHTS" in os.environ:
+        return Path(os.environ["RACCOON_WEIGHTS"])
+    installed = Path(__file__).parent / "weights"
+    return installed if installed.is_dir() else Path(__file__).parent.parent / "weights"
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_safetensors(path: Path, tensors: dict[str, np.ndarray]) -> None:
+    """The safetensors layout: 8-byte little-endian header size, JSON header, raw little-endian data."""
+    header, offset = {}, 0
+    names = sorted(tensors)
+    for name in names:
+        array = tensors[name]
+        dtype = next(k for k, v in _DTYPES.items() if v == array.dtype)
+        header[name] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    with open(path, "wb") as f:
+        f.write(len(blob).to_bytes(8, "little") + blob)
+        for name in names:
+            f.write(np.ascontiguousarray(tensors[name]).astype(tensors[name].dtype.newbyteorder("<")).tobytes())
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    data = Path(path).read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    body = memoryview(data)[8 + size :]
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        dtype = np.dtype(_DTYPES[info["dtype"]]).newbyteorder("<")
+        tensors[name] = np.frombuffer(body[start:end], dtype=dtype).reshape(info["shape"])
+    return tensors
+
+
+def save_pretrained(directory: Path, state: dict[str, np.ndarray], model: dict, schedule: Schedule, training: dict):
+    """Write weights (fp16) and a config that records their hash, as a folder `load_weights` reads back."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_safetensors(directory / WEIGHTS_FILE, {k: v.astype(np.float16) for k, v in state.items()})
+    config_path = directory / CONFIG_FILE
+    files = json.loads(config_path.read_text()).get("files", {}) if config_path.exists() else {}
+    files[WEIGHTS_FILE] = sha256_file(directory / WEIGHTS_FILE)
+    config = {"model": model, "schedule": schedule.to_dict(), "training": training, "files": files}
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def record_file(directory: Path, name: str) -> None:
+    """Add a file written beside the weights (the ONNX graph) to the config's hashes."""
+    config_path = Path(directory) / CONFIG_FILE
+    config = json.loads(config_path.read_text())
+    config["files"][name] = sha256_file(Path(directory) / name)
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+def load_weights(directory: Path, need: tuple[str, ...] = (WEIGHTS_FILE,)) -> tuple[dict, dict[str, np.ndarray]]:
+    """The config and the fp32 parameters, after checking every needed file against its recorded hash."""
+    directory = Path(directory)
+    try:
+        config = json.loads((directory / CONFIG_FILE).read_text())
+        Schedule(**config["schedule"])
+        hashes = config["files"]
+    except FileNotFoundError:
+        raise WeightsError(f"no weights at {directory} ({CONFIG_FILE} missing)") from None
+    except (ValueError, KeyError, TypeError):
+        raise WeightsError(f"{directory / CONFIG_FILE} is not a valid raccoon weights config") from None
+    for name in need:
+        path = directory / name
+        if not path.is_file():
+            raise WeightsError(f"{path} is missing")
+        if name not in hashes or sha256_file(path) != hashes[name]:
+            raise WeightsError(f"{path} is truncated or altered (its SHA-256 does not match {CONFIG_FILE})")
+    state = {k: v.astype(np.float32) for k, v in read_safetensors(directory / WEIGHTS_FILE).items()}
+    return config, state
+
+
+class OnnxDenoiser:
+    """The exported network in ONNX Runtime, its parameters supplied from the safetensors file."""
+
+    def __init__(self, directory: Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        config, state = load_weights(directory, need=(WEIGHTS_FILE, GRAPH_FILE))
+        self.schedule = Schedule(**config["schedule"])
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        names = list(state)
+        values = [ort.OrtValue.ortvalue_from_numpy(state[name]) for name in names]
+        options.add_external_initializers(names, values)
+        try:
+            self.session = ort.InferenceSession(
+                str(Path(directory) / GRAPH_FILE), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # ORT raises its own Fail/InvalidGraph types
+            message = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise WeightsError(f"ONNX Runtime cannot load {Path(directory) / GRAPH_FILE}: {message}") from None
+
+    def __call__(self, x: np.ndarray, t: int) -> np.ndarray:
+        return self.session.run(None, {"x": x, "t": np.full((x.shape[0],), t, dtype=np.float32)})[0]
+
+
+class TorchDenoiser:
+    """The PyTorch reference: the training code's network, in fp32."""
+
+    def __init__(self, net, schedule: Schedule):
+        import torch
+
+        self.net, self.schedule, self.torch = net, schedule, torch
+
+    @classmethod
+    def load(cls, directory: Path, threads: int | None = None) -> "TorchDenoiser":
+        import torch
+
+        from raccoon.model import UNet, UNetConfig
+
+        config, state = load_weights(directory)
+        if threads:
+            torch.set_num_threads(threads)
+        net = UNet(UNetConfig.from_dict(config["model"])).eval()
+        net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
+        return cls(net, Schedule(**config["schedule"]))
+
+    def __call__(self, x: np.ndarray, t: int) -> np.ndarray:
+        torch = self.torch
+        with torch.inference_mode():
+            return self.net(torch.from_numpy(x), torch.full((x.shape[0],), float(t))).float().numpy()
+
+
+BACKENDS = {"onnx": OnnxDenoiser, "torch": TorchDenoiser.load}
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """A (3, H, W) image in [-1, 1] as (H, W, 3) bytes."""
+    return np.clip((image.transpose(1, 2, 0) + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+
+
+def sample(denoiser, seeds: list[bytes], steps: int = 50, on_step=None) -> np.ndarray:
+    """The images of several seeds, drawn as one batch, as (N, 64, 64, 3) uint8."""
+    noise = np.concatenate([gaussian_noise(seed, IMAGE_SHAPE) for seed in seeds])
+    return np.stack([to_uint8(x) for x in ddim_sample(denoiser, noise, denoiser.schedule, steps, on_step=on_step)])
+
+
+def paint(seed: bytes, *, steps: int = 50, backend: str = "onnx", weights: Path | None = None, threads: int | None = None,
+          on_step=None):
+    """The raccoon of a seed: (64, 64, 3) uint8."""
+    denoiser = BACKENDS[backend](weights or default_weights_dir(), threads=threads)
+    return sample(denoiser, [seed], steps, on_step=on_step)[0]

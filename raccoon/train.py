@@ -1,0 +1,235 @@
+"""Train the U-Net on a folder of raccoon photos, on the CPU.
+
+    raccoon train --data ../shared/data/raccoons --run runs/main --minutes 90
+
+bf16 autocast and channels_last put the CPU's matrix units to work. The run folder (git-ignored)
+gets a resumable checkpoint, the EMA weights as a weights folder, sample grids, a log and a training
+curve. A run resumes from its checkpoint; with none, it starts from the weights in --init (the
+committed weights/ by default), so training carries on even when the run folder is gone.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from raccoon.data import load_crops
+from raccoon.day import DayRecord
+from raccoon.diffusion import Schedule
+from raccoon.model import UNet, UNetConfig
+from raccoon.runtime import (
+    TorchDenoiser,
+    WeightsError,
+    default_weights_dir,
+    load_weights,
+    sample,
+    save_pretrained,
+)
+
+
+def grid_seeds(n: int) -> list[bytes]:
+    """The seeds of the model card's grid: the date-only records of the first n days of 2026."""
+    start = datetime.date(2026, 1, 1)
+    return [DayRecord.of(start + datetime.timedelta(days=i), []).seed() for i in range(n)]
+
+
+def image_grid(images: np.ndarray, columns: int = 8, scale: int = 2) -> Image.Image:
+    n, h, w, _ = images.shape
+    rows = math.ceil(n / columns)
+    canvas = np.full((rows * h, columns * w, 3), 255, dtype=np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = image
+    grid = Image.fromarray(canvas)
+    return grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST)
+
+
+def diffusion_loss(net, x0, schedule: Schedule, alphas_cumprod: torch.Tensor, min_snr: float) -> torch.Tensor:
+    """DDPM's objective: noise x0 to a random step, ask the net for the noise (or v), mean squared error.
+
+    With min_snr > 0 each step's loss is weighted by min(SNR, gamma) / SNR (Hang et al., 2023), so the
+    easy low-noise steps stop dominating.
+    """
+    t = torch.randint(0, schedule.train_steps, (x0.shape[0],))
+    noise = torch.randn_like(x0)
+    a = alphas_cumprod[t].sqrt()[:, None, None, None]
+    s = (1 - alphas_cumprod[t]).sqrt()[:, None, None, None]
+    x_t = a * x0 + s * noise
+    target = noise if schedule.prediction == "epsilon" else a * noise - s * x0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = net(x_t.contiguous(memory_format=torch.channels_last), t.float())
+    per_image = F.mse_loss(output.float(), target, reduction="none").mean(dim=(1, 2, 3))
+    if min_snr > 0:
+        snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
+        weight = snr.clamp(max=min_snr) / (snr if schedule.prediction == "epsilon" else snr + 1)
+        per_image = per_image * weight
+    return per_image.mean()
+
+
+def augment(batch: torch.Tensor) -> torch.Tensor:
+    """Random horizontal flips."""
+    flip = torch.rand(batch.shape[0]) < 0.5
+    return torch.where(flip[:, None, None, None], batch.flip(3), batch)
+
+
+def plot_curve(log: list[dict], path: Path) -> None:
+    """Loss (smoothed) against CPU hours, drawn with PIL so training needs no plotting library."""
+    from PIL import ImageDraw
+
+    hours = np.array([r["cpu_hours"] for r in log])
+    loss = np.array([r["loss"] for r in log])
+    smooth = np.convolve(loss, np.ones(min(25, len(loss))) / min(25, len(loss)), mode="valid")
+    hours = hours[len(hours) - len(smooth) :]
+    width, height, pad = 640, 360, 48
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    lo, hi = float(smooth.min()), float(smooth.max()) or 1.0
+    h0, h1 = float(hours.min()), float(hours.max()) or 1.0
+
+    def xy(h, v):
+        return (pad + (h - h0) / max(h1 - h0, 1e-9) * (width - 2 * pad), height - pad - (v - lo) / max(hi - lo, 1e-9) * (height - 2 * pad))
+
+    draw.line([xy(h, v) for h, v in zip(hours, smooth)], fill=(200, 60, 20), width=2)
+    draw.rectangle([pad, pad, width - pad, height - pad], outline="black")
+    draw.text((pad, 8), f"training loss (moving average), {lo:.4f} to {hi:.4f}", fill="black")
+    draw.text((pad, height - pad + 8), f"CPU hours {h0:.2f} to {h1:.2f}", fill="black")
+    image.save(path)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="raccoon train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, required=True, help="folder of photos with optional Pascal VOC boxes")
+    p.add_argument("--run", type=Path, default=Path("runs/main"), help="checkpoints, samples and logs (git-ignored)")
+    p.add_argument("--init", default=None, help="weights folder to start from when the run has no checkpoint "
+                   "(default: the shipped weights if present; 'none' for a fresh network)")
+    p.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget of this session")
+    p.add_argument("--max-steps", type=int, default=None, help="stop at this total step count")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--warmup", type=int, default=200, help="learning-rate warm-up steps")
+    p.add_argument("--ema", type=float, default=0.999, help="EMA decay (warmed up from 0.9)")
+    p.add_argument("--schedule", choices=["linear", "cosine"], default="linear")
+    p.add_argument("--prediction", choices=["epsilon", "v"], default="epsilon")
+    p.add_argument("--min-snr", type=float, default=0.0, help="min-SNR-gamma loss weighting (0: off)")
+    p.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    p.add_argument("--sample-minutes", type=float, default=20.0)
+    p.add_argument("--sample-steps", type=int, default=25, help="DDIM steps of the progress grids")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = args.run
+    (run / "samples").mkdir(parents=True, exist_ok=True)
+
+    crops = load_crops(args.data, progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo"))
+    images = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
+    print(f"{len(images)} crops from {args.data}")
+
+    checkpoint_path = run / "checkpoint.pt"
+    if checkpoint_path.exists():
+        checkpoint = torch.load(checkpoint_path, weights_only=True)
+        model_cfg = UNetConfig.from_dict(checkpoint["model_config"])
+        schedule = Schedule(**checkpoint["schedule"])
+        net, ema = UNet(model_cfg), UNet(model_cfg)
+        net.load_state_dict(checkpoint["net"])
+        ema.load_state_dict(checkpoint["ema"])
+        record = checkpoint["record"]
+        print(f"resuming {checkpoint_path} at step {record['steps']}")
+    else:
+        schedule = Schedule(args.schedule, args.prediction)
+        init = None if args.init == "none" else Path(args.init) if args.init else default_weights_dir()
+        try:
+            config, state = load_weights(init) if init else (None, None)
+        except WeightsError:
+            if args.init:
+                raise
+            config, state = None, None
+        if config:
+            model_cfg, schedule = UNetConfig.from_dict(config["model"]), Schedule(**config["schedule"])
+            record = config["training"]
+            print(f"starting from {init} at step {record['steps']}")
+        else:
+            model_cfg, record = UNetConfig(), {"steps": 0, "cpu_hours": 0.0, "images_seen": 0}
+        net, ema = UNet(model_cfg), UNet(model_cfg)
+        if state:
+            net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
+        ema.load_state_dict(net.state_dict())
+    record.update(data=str(args.data), crops=len(images), batch=args.batch, lr=args.lr, ema=args.ema,
+                  min_snr=args.min_snr, parameters=sum(p.numel() for p in net.parameters()))
+
+    net = net.to(memory_format=torch.channels_last).train()
+    ema.eval().requires_grad_(False)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0)
+    if checkpoint_path.exists():
+        optimizer.load_state_dict(checkpoint["optimizer"])
+    alphas_cumprod = torch.tensor(schedule.alphas_cumprod, dtype=torch.float32)
+    log_path = run / "log.jsonl"
+    log = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
+
+    def save():
+        state = {k: v.detach().float().numpy() for k, v in ema.state_dict().items()}
+        save_pretrained(run / "weights", state, model_cfg.to_dict(), schedule, record)
+        torch.save({"net": net.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+                    "model_config": model_cfg.to_dict(), "schedule": schedule.to_dict(), "record": record},
+                   checkpoint_path)
+        log_path.write_text("".join(json.dumps(r) + "\n" for r in log))
+        if len(log) > 1:
+            plot_curve(log, run / "curve.png")
+
+    def write_samples():
+        images = sample(TorchDenoiser(ema, schedule), grid_seeds(16), steps=args.sample_steps)
+        image_grid(images).save(run / "samples" / f"step-{record['steps']:06d}.png")
+
+    start_wall, start_cpu, cpu_before = time.time(), time.process_time(), record["cpu_hours"]
+    last_checkpoint = last_sample = start_wall
+    bar = tqdm(desc="training", unit="step", initial=record["steps"], total=args.max_steps)
+    while time.time() - start_wall < args.minutes * 60 and record["steps"] < (args.max_steps or math.inf):
+        step = record["steps"]
+        for group in optimizer.param_groups:
+            group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup)
+        batch = augment(images[torch.randint(0, len(images), (args.batch,))])
+        loss = diffusion_loss(net, batch, schedule, alphas_cumprod, args.min_snr)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        optimizer.step()
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), net.parameters()):
+                e.lerp_(p, 1 - decay)
+        record["steps"] = step + 1
+        record["images_seen"] += args.batch
+        record["cpu_hours"] = cpu_before + (time.process_time() - start_cpu) / 3600
+        log.append({"step": step + 1, "loss": loss.item(), "cpu_hours": record["cpu_hours"]})
+        bar.update()
+        bar.set_postfix(loss=f"{loss.item():.4f}", cpu_h=f"{record['cpu_hours']:.2f}")
+        now = time.time()
+        if now - last_checkpoint > args.checkpoint_minutes * 60:
+            save()
+            last_checkpoint = now
+        if now - last_sample > args.sample_minutes * 60:
+            write_samples()
+            last_sample = now
+    bar.close()
+    save()
+    write_samples()
+    print(f"step {record['steps']}, {record['cpu_hours']:.2f} CPU hours; weights in {run / 'weights'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""Reading a raw photo folder, and a short training run that checkpoints, resumes and restarts from weights."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from raccoon.data import difference_hash, load_crops, square_around, trim_letterbox
+
+VOC = """<annotation><size><width>{w}</width><height>{h}</height><depth>3</depth></size>
+<object><name>raccoon</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>
+</annotation>"""
+
+
+def pattern(seed: int, size=(120, 90)) -> Image.Image:
+    """A photo stand-in with structure at several scales, different for every seed."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    image = Image.fromarray(coarse).resize(size, Image.Resampling.BICUBIC)
+    return Image.fromarray(np.clip(np.asarray(image, dtype=np.int16) + rng.integers(-20, 20, (*size[::-1], 3)), 0, 255).astype(np.uint8))
+
+
+@pytest.fixture
+def photo_folder(tmp_path):
+    """Five distinct photos (one greyscale, one letterboxed, one with a box), an exact copy and a re-encoded copy."""
+    photos, notes = tmp_path / "photos", tmp_path / "annotations"
+    photos.mkdir(), notes.mkdir()
+    for i in range(5):
+        pattern(i).save(photos / f"p{i}.png")
+    pattern(1).convert("L").save(photos / "p1.png")
+    letterboxed = Image.new("RGB", (120, 150), "black")
+    letterboxed.paste(pattern(2), (0, 30))
+    letterboxed.save(photos / "p2.png")
+    (notes / "p3.xml").write_text(VOC.format(w=120, h=90, x0=10, y0=20, x1=50, y1=80))
+    (photos / "copy.png").write_bytes((photos / "p0.png").read_bytes())
+    buffer = io.BytesIO()
+    pattern(4).save(buffer, "JPEG", quality=70)
+    (photos / "p4-reencoded.jpg").write_bytes(buffer.getvalue())
+    return tmp_path
+
+
+def test_crops_drop_duplicates_and_are_rgb(photo_folder):
+    crops = load_crops(photo_folder, size=32)
+    assert crops.shape == (5, 32, 32, 3) and crops.dtype == np.uint8
+    grey = [c for c in crops if np.array_equal(c[..., 0], c[..., 1]) and np.array_equal(c[..., 1], c[..., 2])]
+    assert len(grey) == 1
+
+
+def test_box_crop_is_square_and_inside_the_image():
+    assert square_around((10, 20, 50, 80), 120, 90, margin=0.0) == (0, 20, 60, 80)
+    left, top, right, bottom = square_around((100, 0, 120, 90), 120, 90)
+    assert right - left == bottom - top == 90 and right <= 120 and left >= 0
+
+
+def test_letterbox_bars_are_trimmed():
+    image = Image.new("RGB", (120, 150), "black")
+    image.paste(pattern(7), (0, 30))
+    trimmed, dx, dy = trim_letterbox(image)
+    assert trimmed.size == (120, 90) and (dx, dy) == (0, 30)
+
+
+def test_difference_hash_sees_near_copies_not_other_photos():
+    a, b = difference_hash(pattern(1)), difference_hash(pattern(2))
+    buffer = io.BytesIO()
+    pattern(1).resize((100, 75)).save(buffer, "JPEG", quality=60)
+    near = difference_hash(Image.open(buffer))
+    assert bin(a ^ near).count("1") <= 6 < bin(a ^ b).count("1")
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_crops(tmp_path)
+
+
+def test_training_checkpoints_resumes_and_restarts_from_weights(photo_folder, tmp_path):
+    from raccoon import train
+    from raccoon.runtime import load_weights
+
+    run = tmp_path / "run"
+    common = ["--data", str(photo_folder), "--batch", "4", "--sample-steps", "2", "--run", str(run)]
+    assert train.main(common + ["--init", "none", "--max-steps", "2"]) == 0
+    config, first = load_weights(run / "weights")
+    assert config["training"]["steps"] == 2 and config["training"]["crops"] == 5
+    assert (run / "checkpoint.pt").exists() and list((run / "samples").glob("step-000002.png"))
+    assert len((run / "log.jsonl").read_text().splitlines()) == 2
+
+    assert train.main(common + ["--max-steps", "3"]) == 0  # resumes the checkpoint
+    config, second = load_weights(run / "weights")
+    assert config["training"]["steps"] == 3
+    assert any(not np.array_equal(first[k], second[k]) for k in first)
+
+    fresh = tmp_path / "fresh"  # the run folder is gone: start again from the saved weights
+    assert train.main(["--data", str(photo_folder), "--batch", "4", "--sample-steps", "2", "--run", str(fresh),
+                       "--init", str(run / "weights"), "--max-steps", "4"]) == 0
+    config = json.loads((fresh / "weights" / "config.json").read_text())
+    assert config["training"]["steps"] == 4 and config["training"]["cpu_hours"] > 0
