@@ -141,8 +141,13 @@ def run(log: Log) -> int:
     output = inside_workspace(workspace, read_input("output", "raccoon.png"), "output")
     readme_input = read_input("readme")
     readme = inside_workspace(workspace, readme_input, "readme") if readme_input else None
-    if readme is not None and not readme.is_file():
-        raise ActionError(f"readme: {readme_input!r} is not a file in the workspace")
+    if readme is not None:
+        if not readme.is_file():
+            raise ActionError(f"readme: {readme_input!r} is not a file in the workspace")
+        try:
+            render.read_readme(readme)
+        except render.ReadmeError as error:
+            raise ActionError(f"readme: {error}") from None
     username = read_input("username", os.environ.get("GITHUB_REPOSITORY_OWNER", ""))
     if not username:
         raise ActionError("username: give the GitHub login whose commits to paint")

@@ -1,8 +1,9 @@
 """`raccoon paint` end to end, as a runner meets it: a fresh process from start to PNG written.
 
-Each run is its own `python -m raccoon paint`, timed from spawn to exit, its peak resident memory read
-from the kernel's accounting of the finished child (wait4's ru_maxrss). The backends take turns, so a
-change in machine load falls on both alike.
+Each run is its own `python -m raccoon ...`, timed from spawn to exit. Its peak resident memory is the
+VmHWM of its own process image, which it reports as it exits: wait4's ru_maxrss would not do, as Linux
+carries the parent's peak over a fork and exec into the child's, and the parent here holds PyTorch.
+The backends take turns, so a change in machine load falls on both alike.
 """
 
 import hashlib
@@ -17,25 +18,36 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("onnx", "torch")
 DATE = "2026-01-01"  # a date-only raccoon: no commit source to read
+# `python -m raccoon ARGS`, which also prints its peak RSS (kB) as the last line of stderr as it exits.
+RACCOON_REPORTING_PEAK = (
+    "import atexit, runpy, sys\n"
+    "def report():\n"
+    "    with open('/proc/self/status') as status:\n"
+    "        print(next(line.split()[1] for line in status if line.startswith('VmHWM:')), file=sys.stderr)\n"
+    "atexit.register(report)\n"
+    "runpy.run_module('raccoon', run_name='__main__', alter_sys=True)\n"
+)
 
 
-def run_child(command: list[str]) -> dict:
-    """Wall seconds, CPU seconds and peak RSS (MB) of one child process, which must succeed."""
+def run_raccoon(args: list[str]) -> dict:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one `raccoon ARGS` process, which must succeed."""
+    command = [sys.executable, "-c", RACCOON_REPORTING_PEAK, *args]
     with tempfile.TemporaryFile() as stderr:
         start = time.perf_counter()
         child = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - start
         child.returncode = os.waitstatus_to_exitcode(status)
-        if child.returncode:
-            stderr.seek(0)
-            raise RuntimeError(f"{' '.join(command)} failed:\n{stderr.read().decode()}")
-    return {"seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss * 1024 / 1e6}
+        stderr.seek(0)
+        lines = stderr.read().decode().splitlines()
+    if child.returncode:
+        raise RuntimeError(f"raccoon {' '.join(args)} failed:\n" + "\n".join(lines))
+    return {"seconds": wall, "cpu_seconds": usage.ru_utime + usage.ru_stime, "peak_rss_mb": int(lines[-1]) * 1024 / 1e6}
 
 
-def paint_command(backend: str, weights: Path, out: Path, steps: int) -> list[str]:
-    return [sys.executable, "-m", "raccoon", "paint", "--backend", backend, "--source", "none", "--date", DATE,
-            "--tz", "UTC", "--steps", str(steps), "--weights", str(weights), "--out", str(out)]
+def paint_args(backend: str, weights: Path, out: Path, steps: int) -> list[str]:
+    return ["paint", "--backend", backend, "--source", "none", "--date", DATE, "--tz", "UTC", "--steps", str(steps),
+            "--weights", str(weights), "--out", str(out)]
 
 
 def summarize(values: list[float]) -> dict:
@@ -51,11 +63,11 @@ def run(weights: Path, repeats: int, steps: int = 50) -> dict:
             order = BACKENDS if repeat % 2 == 0 else BACKENDS[::-1]
             for backend in order:
                 out = Path(tmp) / f"{backend}.png"
-                measured = run_child(paint_command(backend, weights, out, steps))
+                measured = run_raccoon(paint_args(backend, weights, out, steps))
                 digests[backend].add(hashlib.sha256(out.read_bytes()).hexdigest())
                 if repeat >= 0:
                     runs[backend].append(measured)
-            measured = run_child([sys.executable, "-m", "raccoon", "--version"])
+            measured = run_raccoon(["--version"])
             if repeat >= 0:
                 runs["startup"].append(measured)
     result = {"steps": steps, "repeats": repeats}

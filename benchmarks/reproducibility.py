@@ -1,8 +1,9 @@
 """Does a seed paint the same PNG everywhere a runner might run it?
 
-Three questions, each measured on the weights given:
+Measured on the weights given, for the ONNX path (the default) unless said otherwise:
 
-* threads: the ONNX path painted with 1, 2 and 4 threads, twice over: the same PNG bytes?
+* CPUs: painted in fresh processes allowed 1, 2 and 4 CPUs (as many as this machine has), twice
+  over: the same PNG bytes? And in-process with 1, 2 and 4 ONNX Runtime threads.
 * instruction sets: GitHub's runners are AVX2-only or AVX-512 machines. Each library is capped to AVX2
   where it offers a switch: PyTorch (ATEN_CPU_CAPABILITY, oneDNN's ONEDNN_MAX_CPU_ISA) and NumPy
   (NPY_DISABLE_CPU_FEATURES). ONNX Runtime has none (MLAS picks its kernels from CPUID), so the
@@ -11,6 +12,8 @@ Three questions, each measured on the weights given:
   there it computes the network's output at a few points of a real trajectory, not whole paintings.
 * growth: how far a last-bit difference in the network's output travels. Every output of a 50-step
   painting is scaled by (1 + r * N(0, 1)) and the result compared with the unperturbed painting.
+* cost: a 50-step painting with ONNX Runtime's fastest settings (ORT_ENABLE_ALL, the machine's
+  threads), whose bits follow the CPU's vector width, against the painter's exact ones.
 
     python -m benchmarks.reproducibility outputs|paint ...   (the child processes of the above)
 """
@@ -18,18 +21,24 @@ Three questions, each measured on the weights given:
 import hashlib
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
+from raccoon.diffusion import Schedule
 from raccoon.render import png_bytes
-from raccoon.runtime import BACKENDS, IMAGE_SHAPE, paint, sample
+from raccoon.runtime import (
+    BACKENDS, GRAPH_FILE, IMAGE_SHAPE, WEIGHTS_FILE, OnnxDenoiser, load_weights, paint, sample,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-THREADS = (1, 2, 4)
+COUNTS = (1, 2, 4)  # CPUs a process may use, and ONNX Runtime threads
 QEMU_CPU = "EPYC-Milan"  # Zen 3: AVX2 + FMA, no AVX-512, as GitHub's AVX2 runners
 AVX2_CAPS = {
     "torch": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
@@ -43,18 +52,35 @@ def png_digest(image: np.ndarray) -> str:
     return hashlib.sha256(png_bytes(image)).hexdigest()
 
 
-def threads_and_repeats(weights: Path, seeds: list[bytes], steps: int) -> dict:
-    """The PNG digest of each seed at each thread count, painted twice: all one digest per seed?"""
-    per_seed = []
+def cpus_and_repeats(weights: Path, seeds: list[bytes], steps: int) -> dict:
+    """Each seed painted twice in fresh processes allowed each number of CPUs: one PNG per seed?"""
+    available = sorted(os.sched_getaffinity(0))
+    counts = [n for n in COUNTS if n <= len(available)]
+    identical = True
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "image.npy"
+        for seed in seeds:
+            digests = set()
+            for n in counts * 2:
+                child(["paint", "onnx", str(weights), seed.hex(), str(steps), str(out)], cpus=available[:n])
+                digests.add(png_digest(np.load(out)))
+            identical &= len(digests) == 1
+    return {"cpus": counts, "seeds": len(seeds), "identical": identical}
+
+
+def thread_counts(weights: Path, seeds: list[bytes], steps: int) -> dict:
+    """Each seed painted with each number of ONNX Runtime threads: which counts paint what 1 thread paints?"""
+    same = {n: True for n in COUNTS}
     for seed in seeds:
-        digests = {png_digest(paint(seed, steps=steps, weights=weights, threads=n)) for _ in range(2) for n in THREADS}
-        per_seed.append(len(digests) == 1)
-    return {"threads": list(THREADS), "seeds": len(seeds), "identical": all(per_seed)}
+        one = png_digest(paint(seed, steps=steps, weights=weights, threads=1))
+        for n in COUNTS:
+            same[n] &= png_digest(paint(seed, steps=steps, weights=weights, threads=n)) == one
+    return {"seeds": len(seeds), "same_as_1_thread": {str(n): same[n] for n in COUNTS}}
 
 
 def trajectory_points(weights: Path, seed: bytes, steps: int, count: int) -> dict[str, np.ndarray]:
     """`count` (x_t, t) pairs from the ONNX path's own painting of a seed, spread over its steps."""
-    denoiser = BACKENDS["onnx"](weights, threads=1)
+    denoiser = BACKENDS["onnx"](weights)
     visited = []
 
     def record(x, t):
@@ -67,9 +93,11 @@ def trajectory_points(weights: Path, seed: bytes, steps: int, count: int) -> dic
     return {"x": np.stack([visited[i][0] for i in chosen]), "t": np.array([visited[i][1] for i in chosen])}
 
 
-def child(command: list[str], env: dict | None = None, prefix: tuple[str, ...] = ()) -> None:
+def child(command: list[str], env: dict | None = None, prefix: tuple[str, ...] = (), cpus: list[int] | None = None):
+    """This module's `main` in a fresh process: with `env` added, under `prefix` (the emulator), on `cpus`."""
     argv = [*prefix, sys.executable, "-m", "benchmarks.reproducibility", *command]
-    done = subprocess.run(argv, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    done = subprocess.run(argv, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     if done.returncode:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stderr[-2000:]}")
 
@@ -99,9 +127,8 @@ def instruction_sets(weights: Path, seed: bytes, steps: int, points: int) -> dic
 
         result["numpy capped to AVX2 (onnx painting)"] = compare(
             painting("onnx", "onnx"), painting("onnx-numpy-avx2", "onnx", AVX2_CAPS["numpy"]))
-        torch_native = outputs("torch", "torch")
         result["torch capped to AVX2 (network output)"] = compare(
-            torch_native, outputs("torch-avx2", "torch", AVX2_CAPS["torch"]))
+            outputs("torch", "torch"), outputs("torch-avx2", "torch", AVX2_CAPS["torch"]))
         result["torch capped to AVX2 (painting)"] = compare(
             painting("torch-painting", "torch"), painting("torch-painting-avx2", "torch", AVX2_CAPS["torch"]))
         qemu = shutil.which("qemu-x86_64")
@@ -154,20 +181,59 @@ def growth(weights: Path, seeds: list[bytes], steps: int, draws: int) -> dict:
     return result
 
 
-def run(weights: Path, steps: int = 50, seeds: int = 3, points: int = 5, growth_seeds: int = 8, draws: int = 2) -> dict:
+class FastestSession:
+    """The exported network under ONNX Runtime's fastest settings: ORT_ENABLE_ALL, the machine's thread count."""
+
+    def __init__(self, weights: Path):
+        config, state = load_weights(weights, need=(WEIGHTS_FILE, GRAPH_FILE))
+        self.schedule = Schedule(**config["schedule"])
+        self.values = [ort.OrtValue.ortvalue_from_numpy(value) for value in state.values()]
+        options = ort.SessionOptions()
+        options.add_external_initializers(list(state), self.values)
+        self.session = ort.InferenceSession(str(weights / GRAPH_FILE), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x, t):
+        return self.session.run(None, {"x": x, "t": np.full((x.shape[0],), t, dtype=np.float32)})[0]
+
+
+def exactness_cost(weights: Path, steps: int, rounds: int) -> dict:
+    """Seconds per painting (in-process, network loaded) with the painter's settings and the fastest ones."""
+    from raccoon.train import grid_seeds
+
+    denoisers = {"painter (exact)": OnnxDenoiser(weights), "fastest (ORT_ENABLE_ALL)": FastestSession(weights)}
+    seconds = {name: [] for name in denoisers}
+    seed = grid_seeds(1)
+    for _ in range(rounds):
+        for name, denoiser in denoisers.items():
+            start = time.perf_counter()
+            sample(denoiser, seed, steps)
+            seconds[name].append(time.perf_counter() - start)
+    result = {name: {"median": statistics.median(v), "min": min(v), "max": max(v)} for name, v in seconds.items()}
+    result["cost"] = result["painter (exact)"]["median"] / result["fastest (ORT_ENABLE_ALL)"]["median"] - 1
+    return result
+
+
+def run(weights: Path, steps: int = 50, seeds: int = 3, points: int = 5, growth_seeds: int = 8, draws: int = 2,
+        rounds: int = 5) -> dict:
     from raccoon.train import grid_seeds  # here, not above: the ONNX child processes must not load PyTorch
 
     return {
-        "threads_and_repeats": threads_and_repeats(weights, grid_seeds(seeds), steps),
+        "cpus_and_repeats": cpus_and_repeats(weights, grid_seeds(seeds), steps),
+        "thread_counts": thread_counts(weights, grid_seeds(seeds), steps),
         "instruction_sets": instruction_sets(weights, grid_seeds(1)[0], steps, points),
         "growth": growth(weights, grid_seeds(growth_seeds), steps, draws),
+        "exactness_cost": exactness_cost(weights, steps, rounds),
     }
 
 
 def table(result: dict) -> str:
-    t = result["threads_and_repeats"]
-    rows = [f"Threads: {t['seeds']} seeds painted with {', '.join(map(str, t['threads']))} threads, twice each: "
-            + ("the same PNG bytes every time." if t["identical"] else "**the PNG bytes differ**."), "",
+    c, t = result["cpus_and_repeats"], result["thread_counts"]
+    same = [n for n, ok in t["same_as_1_thread"].items() if ok]
+    other = [n for n, ok in t["same_as_1_thread"].items() if not ok]
+    rows = [f"CPUs: {c['seeds']} seeds painted in fresh processes allowed {', '.join(map(str, c['cpus']))} CPUs, twice "
+            "each: " + ("the same PNG bytes every time." if c["identical"] else "**the PNG bytes differ**."), "",
+            f"ONNX Runtime threads (not a setting of the painter): {', '.join(same)} threads paint the PNG of 1 thread"
+            + (f"; {', '.join(other)} threads do not." if other else "."), "",
             f"Instruction sets (AVX-512 machine against AVX2; network output at {result['instruction_sets']['points']} "
             "points of a 50-step painting, or the whole painting):", "",
             "| comparison | identical | values differing | max difference | max relative difference |",
@@ -182,7 +248,7 @@ def table(result: dict) -> str:
     rows += ["", f"Growth of a difference in the network's output over {g['steps']} steps ({g['seeds']} seeds x "
              f"{g['draws']} draws; drift of the predicted image in 0..255 levels):", "",
              "| output scaled by | " + " | ".join(f"drift at step {s}" for s in g[f"{PERTURBATIONS[0]:g}"]["drift_levels_at_step"])
-             + " | PNG values differing per image (median, max) | images differing | max level difference |",
+             + " | 64x64x3 values differing per image (median, max) | images differing | max level difference |",
              "|---|" + "---|" * (len(REPORTED_STEPS) + 3)]
     for relative in PERTURBATIONS:
         r = g[f"{relative:g}"]
@@ -190,6 +256,12 @@ def table(result: dict) -> str:
         d = r["differing_values_per_image"]
         rows.append(f"| 1 + {relative:g} N(0,1) | {drift} | {d['median']:g}, {d['max']} of {d['of']} | "
                     f"{r['images_with_any_difference']} | {r['max_level_difference']} |")
+    cost = result["exactness_cost"]
+    rows += ["", "Cost of exactness: seconds per 50-step painting in-process, median (min to max):", "",
+             "| ONNX Runtime settings | seconds |", "|---|---|"]
+    for name in ("painter (exact)", "fastest (ORT_ENABLE_ALL)"):
+        rows.append(f"| {name} | {cost[name]['median']:.2f} ({cost[name]['min']:.2f} to {cost[name]['max']:.2f}) |")
+    rows += ["", f"The exact settings cost {cost['cost']:+.0%} of the painting time."]
     return "\n".join(rows)
 
 
@@ -198,11 +270,11 @@ def main(argv: list[str]) -> int:
     command, backend, weights, *rest = argv
     if command == "outputs":
         inputs, out = np.load(rest[0]), rest[1]
-        denoiser = BACKENDS[backend](Path(weights), threads=1)
+        denoiser = BACKENDS[backend](Path(weights))
         np.save(out, np.stack([denoiser(x, int(t)) for x, t in zip(inputs["x"], inputs["t"])]))
     else:
         seed, steps, out = bytes.fromhex(rest[0]), int(rest[1]), rest[2]
-        np.save(out, paint(seed, steps=steps, backend=backend, weights=Path(weights), threads=1))
+        np.save(out, paint(seed, steps=steps, backend=backend, weights=Path(weights)))
     return 0
 
 

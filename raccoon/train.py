@@ -52,7 +52,8 @@ def image_grid(images: np.ndarray, columns: int = 8, scale: int = 2) -> Image.Im
     return grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST)
 
 
-def diffusion_loss(net, x0, schedule: Schedule, alphas_cumprod: torch.Tensor, min_snr: float) -> torch.Tensor:
+def diffusion_loss(net, x0, schedule: Schedule, alphas_cumprod: torch.Tensor, min_snr: float,
+                   bf16: bool = True) -> torch.Tensor:
     """DDPM's objective: noise x0 to a random step, ask the net for the noise (or v), mean squared error.
 
     With min_snr > 0 each step's loss is weighted by min(SNR, gamma) / SNR (Hang et al., 2023), so the
@@ -64,8 +65,8 @@ def diffusion_loss(net, x0, schedule: Schedule, alphas_cumprod: torch.Tensor, mi
     s = (1 - alphas_cumprod[t]).sqrt()[:, None, None, None]
     x_t = a * x0 + s * noise
     target = noise if schedule.prediction == "epsilon" else a * noise - s * x0
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        output = net(x_t.contiguous(memory_format=torch.channels_last), t.float())
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        output = net(x_t, t.float())  # x_t keeps x0's memory format
     per_image = F.mse_loss(output.float(), target, reduction="none").mean(dim=(1, 2, 3))
     if min_snr > 0:
         snr = alphas_cumprod[t] / (1 - alphas_cumprod[t])
@@ -122,6 +123,8 @@ def parse_args(argv):
     p.add_argument("--checkpoint-minutes", type=float, default=10.0)
     p.add_argument("--sample-minutes", type=float, default=20.0)
     p.add_argument("--sample-steps", type=int, default=25, help="DDIM steps of the progress grids")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="NHWC memory format for the convolutions (default: on)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -171,7 +174,8 @@ def main(argv=None) -> int:
     record.update(data=str(args.data), crops=len(images), batch=args.batch, lr=args.lr, ema=args.ema,
                   min_snr=args.min_snr, parameters=sum(p.numel() for p in net.parameters()))
 
-    net = net.to(memory_format=torch.channels_last).train()
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    net = net.to(memory_format=memory_format).train()
     ema.eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0)
     if checkpoint_path.exists():
@@ -201,7 +205,7 @@ def main(argv=None) -> int:
         step = record["steps"]
         for group in optimizer.param_groups:
             group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup)
-        batch = augment(images[torch.randint(0, len(images), (args.batch,))])
+        batch = augment(images[torch.randint(0, len(images), (args.batch,))]).contiguous(memory_format=memory_format)
         loss = diffusion_loss(net, batch, schedule, alphas_cumprod, args.min_snr)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -292,6 +292,7 @@ def test_readme_without_markers_is_left_alone(image, github, tmp_path):
     errors = run.lines("::error::")
     assert len(errors) == 1 and "needs one <!-- raccoon:start --> line" in errors[0]
     assert (workspace / "README.md").read_bytes() == plain
+    assert not (workspace / "raccoon.png").exists()  # refused before painting, not after
     assert run.outputs == {} and run.summary == ""
     run.assert_secret_hidden(TOKEN)
 

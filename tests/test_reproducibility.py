@@ -1,0 +1,93 @@
+"""The README's reproducibility guarantee: `raccoon paint` (ONNX Runtime) writes byte-identical PNGs for the
+same inputs across repeated runs, machines with any number of CPUs, and AVX2 and AVX-512 CPUs.
+
+AVX2 against AVX-512 is checked by painting under QEMU's user-mode emulator as an AVX2-only CPU (ONNX
+Runtime has no switch to cap its instruction set), when qemu-user is installed, as CI installs it.
+"""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import onnxruntime as ort
+import pytest
+
+from raccoon.runtime import GRAPH_FILE, PAINT_THREADS, OnnxDenoiser, default_weights_dir
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SEED = hashlib.sha256(b"raccoon-day-record v1\ndate 2026-11-22\n").digest()
+AVX2_CPU = "EPYC-Milan"  # AMD Zen 3: AVX2 and FMA, no AVX-512, as GitHub's AVX2-only runners
+# Print the PNG of a seed as `raccoon paint` makes it; on stderr, the instruction sets the process saw and a
+# digest of every step's float32 prediction, which shows a difference too small to change the PNG.
+PAINT = """
+import hashlib, sys
+from pathlib import Path
+from numpy._core._multiarray_umath import __cpu_features__ as cpu
+from raccoon.render import png_bytes
+from raccoon.runtime import paint
+steps = hashlib.sha256()
+image = paint(bytes.fromhex(sys.argv[1]), steps=int(sys.argv[2]), weights=Path(sys.argv[3]),
+              on_step=lambda i, x0: steps.update(x0.tobytes()))
+print("avx512f", cpu["AVX512F"], "avx2", cpu["AVX2"], "steps", steps.hexdigest(), file=sys.stderr)
+sys.stdout.buffer.write(png_bytes(image))
+"""
+
+
+def shipped_weights() -> Path:
+    folder = default_weights_dir()
+    if not (folder / "config.json").exists():
+        pytest.skip("no shipped weights in this checkout")
+    return folder
+
+
+def painted(weights: Path, steps: int, cpus: list[int] | None = None, emulate: str | None = None) -> tuple[bytes, str]:
+    """The PNG painted by a fresh process, allowed only `cpus` or run on an emulated CPU; and what it saw."""
+    prefix = ["qemu-x86_64", "-cpu", emulate] if emulate else []
+    run = subprocess.run([*prefix, sys.executable, "-c", PAINT, SEED.hex(), str(steps), str(weights)],
+                         capture_output=True, timeout=300, cwd=REPO_ROOT,
+                         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
+    return run.stdout, run.stderr.decode().splitlines()[-1]
+
+
+def assert_same_png_on_any_number_of_cpus(weights: Path, steps: int) -> None:
+    """1, 2 and 4 CPUs (as many as there are), then 1 again: one PNG."""
+    available = sorted(os.sched_getaffinity(0))
+    first = painted(weights, steps, cpus=available[:1])
+    for count in [n for n in (2, 4) if n <= len(available)] + [1]:
+        assert painted(weights, steps, cpus=available[:count]) == first, f"{count} CPUs painted another PNG than 1"
+
+
+def test_tiny_network_same_png_on_any_number_of_cpus_and_every_run(tiny_weights):
+    assert_same_png_on_any_number_of_cpus(tiny_weights, steps=50)
+
+
+def test_shipped_weights_same_png_on_any_number_of_cpus_and_every_run():
+    assert_same_png_on_any_number_of_cpus(shipped_weights(), steps=50)
+
+
+@pytest.mark.parametrize("weights", ["tiny", "shipped"])
+def test_session_avoids_what_follows_the_machine(weights, tiny_weights):
+    """What makes machines agree where no emulator checks it: a fixed thread count (ONNX Runtime splits sums by
+    it); not ORT_ENABLE_ALL (its NCHWc convolutions sum by vector width); no fused Softmax (the same)."""
+    folder = tiny_weights if weights == "tiny" else shipped_weights()
+    assert "Softmax" not in {node.op_type for node in onnx.load(folder / GRAPH_FILE, load_external_data=False).graph.node}
+    options = OnnxDenoiser(folder).session.get_session_options()
+    assert options.graph_optimization_level != ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert options.intra_op_num_threads == PAINT_THREADS
+
+
+@pytest.mark.skipif(not shutil.which("qemu-x86_64"), reason="qemu-user is not installed")
+def test_avx2_only_cpu_paints_the_same_png(tiny_weights):
+    """The whole painter (noise, NumPy, ONNX Runtime, PNG) on an emulated AVX2-only CPU against this one."""
+    steps = 4  # emulation is some 400x slower; every op of the network still runs at every step
+    emulated, seen = painted(tiny_weights, steps, emulate=AVX2_CPU)
+    assert seen.startswith("avx512f False avx2 True")
+    native, seen_here = painted(tiny_weights, steps)
+    assert seen.split()[-1] == seen_here.split()[-1], "the network's outputs differ in their last bits"
+    assert emulated == native
