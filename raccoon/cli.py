@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     paint.add_argument("--tz", type=_zone, help="IANA time zone the day is in (default: this machine's, else UTC)")
     paint.add_argument("--source", choices=commits.SOURCES, default="auto",
                        help="where commits come from (default auto: list with --commits, github with --user or in "
-                            "GitHub Actions, git inside a repository, else none)")
+                            "GitHub Actions, git inside a repository with user.email set, else none)")
     paint.add_argument("--commits", metavar="FILE", help="for --source list: one SHA per line, - for stdin")
     paint.add_argument("--author", metavar="EMAIL",
                        help="for --source git: author email (default: git config user.email)")
@@ -146,7 +146,7 @@ def run_paint(args) -> int:
             _check_output(path)
     if args.commits is not None and args.source not in ("auto", "list"):
         raise CliError(f"--commits goes with --source list, not --source {args.source}")
-    source = commits.resolve_source(args.source, user=args.user, commits_file=args.commits)
+    source = commits.resolve_source(args.source, user=args.user, commits_file=args.commits, author=args.author)
     fallback = None
     try:
         day = commits.collect(source, date, zone, commits_file=args.commits, author=args.author, user=args.user,

@@ -47,17 +47,19 @@ def day_bounds(date: datetime.date, zone: ZoneInfo) -> tuple[datetime.datetime, 
     return start, end
 
 
-def resolve_source(source: str, *, user: str | None = None, commits_file: str | None = None, environ=os.environ,
-                   cwd: Path | None = None) -> str:
+def resolve_source(source: str, *, user: str | None = None, commits_file: str | None = None,
+                   author: str | None = None, environ=os.environ, cwd: Path | None = None) -> str:
     """`auto` becomes list when a commits file is given, github when a login is given or we run in GitHub
-    Actions, git inside a repository, else none."""
+    Actions, git inside a repository that knows whose commits to read (--author or user.email), else none."""
     if source != "auto":
         return source
     if commits_file is not None:
         return "list"
     if user or environ.get("GITHUB_ACTIONS"):
         return "github"
-    return "git" if _git(["rev-parse", "--git-dir"], cwd).returncode == 0 else "none"
+    if _git(["rev-parse", "--git-dir"], cwd).returncode == 0 and (author or _git_email(cwd)):
+        return "git"
+    return "none"
 
 
 def collect(
@@ -103,6 +105,10 @@ def _git(args: list[str], cwd: Path | None) -> subprocess.CompletedProcess:
         raise SourceError("git is not installed: use --source list, github or none") from None
 
 
+def _git_email(cwd: Path | None) -> str:
+    return _git(["config", "user.email"], cwd).stdout.strip()
+
+
 def git_commits(date: datetime.date, zone: ZoneInfo, *, author: str | None = None,
                 cwd: Path | None = None) -> list[str]:
     """Commits on any branch, tag or remote whose author date falls in the day and whose author email is
@@ -114,7 +120,7 @@ def git_commits(date: datetime.date, zone: ZoneInfo, *, author: str | None = Non
             raise SourceError(f"not a git repository: {Path(cwd or '.').resolve()} (use --source list, github or none)")
         raise SourceError(f"git cannot read this repository: {reason}")
     if author is None:
-        author = _git(["config", "user.email"], cwd).stdout.strip()
+        author = _git_email(cwd)
         if not author:
             raise SourceError("no author email: set `git config user.email` or pass --author EMAIL")
     log = _git(["-c", "log.showSignature=false", "log", "--exclude=refs/stash", "--exclude=refs/notes/*", "--all",

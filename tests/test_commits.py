@@ -142,3 +142,6 @@ def test_auto_source(git_repo, tmp_path):
     assert resolve_source("auto", environ={"GITHUB_ACTIONS": "true"}, cwd=git_repo.path) == "github"
     assert resolve_source("auto", commits_file="-", environ={"GITHUB_ACTIONS": "true"}, cwd=outside) == "list"
     assert resolve_source("git", user="octocat", environ=env, cwd=outside) == "git"
+    git_repo.git("config", "--unset", "user.email")  # a fresh clone on a fresh machine: whose commits?
+    assert resolve_source("auto", environ=env, cwd=git_repo.path) == "none"
+    assert resolve_source("auto", author="me@example.com", environ=env, cwd=git_repo.path) == "git"
