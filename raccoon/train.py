@@ -82,26 +82,29 @@ def augment(batch: torch.Tensor) -> torch.Tensor:
 
 
 def plot_curve(log: list[dict], path: Path) -> None:
-    """Loss (smoothed) against CPU hours, drawn with PIL so training needs no plotting library."""
+    """Loss (moving average, log scale) against CPU hours, drawn with PIL so training needs no plotting library."""
     from PIL import ImageDraw
 
     hours = np.array([r["cpu_hours"] for r in log])
     loss = np.array([r["loss"] for r in log])
-    smooth = np.convolve(loss, np.ones(min(25, len(loss))) / min(25, len(loss)), mode="valid")
+    window = min(50, len(loss))
+    smooth = np.log10(np.convolve(loss, np.ones(window) / window, mode="valid"))
     hours = hours[len(hours) - len(smooth) :]
     width, height, pad = 640, 360, 48
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    lo, hi = float(smooth.min()), float(smooth.max()) or 1.0
-    h0, h1 = float(hours.min()), float(hours.max()) or 1.0
+    lo, hi = float(smooth.min()), float(smooth.max())
+    h0, h1 = float(hours.min()), float(hours.max())
 
     def xy(h, v):
-        return (pad + (h - h0) / max(h1 - h0, 1e-9) * (width - 2 * pad), height - pad - (v - lo) / max(hi - lo, 1e-9) * (height - 2 * pad))
+        return (pad + (h - h0) / max(h1 - h0, 1e-9) * (width - 2 * pad),
+                height - pad - (v - lo) / max(hi - lo, 1e-9) * (height - 2 * pad))
 
     draw.line([xy(h, v) for h, v in zip(hours, smooth)], fill=(200, 60, 20), width=2)
     draw.rectangle([pad, pad, width - pad, height - pad], outline="black")
-    draw.text((pad, 8), f"training loss (moving average), {lo:.4f} to {hi:.4f}", fill="black")
-    draw.text((pad, height - pad + 8), f"CPU hours {h0:.2f} to {h1:.2f}", fill="black")
+    draw.text((pad, 8), f"training loss, moving average of {window} steps, log scale: {10**lo:.4f} to {10**hi:.4f}",
+              fill="black")
+    draw.text((pad, height - pad + 8), f"CPU hours {h0:.2f} to {h1:.2f} ({log[-1]['step']} steps)", fill="black")
     image.save(path)
 
 
