@@ -17,7 +17,9 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3-venv \
  && rm -rf /var/lib/apt/lists/* \
  && python3 -m venv /opt/venv
-COPY pyproject.toml /tmp/pyproject.toml
+# The dependencies named in pyproject.toml, at the exact versions of constraints.txt: the same release of the
+# action paints the same bytes on every run.
+COPY pyproject.toml constraints.txt /tmp/
 # No bytecode at install: GitHub builds this image on every run, and a run imports a fraction of what
 # would be compiled. Left out after install: pip; cryptography, which PyGithub needs only to sign
 # GitHub App tokens (the action sends a token as it is); the packages' test suites; and ONNX Runtime's
@@ -25,7 +27,7 @@ COPY pyproject.toml /tmp/pyproject.toml
 RUN python3 -c 'import tomllib; project = tomllib.load(open("/tmp/pyproject.toml", "rb"))["project"]; \
 print("\n".join(project["dependencies"] + project["optional-dependencies"]["github"]))' > /tmp/requirements.txt \
  && /opt/venv/bin/pip install --no-cache-dir --no-compile --disable-pip-version-check \
-      ${PIP_CERT:+--cert "$PIP_CERT"} -r /tmp/requirements.txt \
+      ${PIP_CERT:+--cert "$PIP_CERT"} -r /tmp/requirements.txt -c /tmp/constraints.txt \
  && /opt/venv/bin/pip uninstall --yes --quiet cryptography pip setuptools \
  && find /opt/venv \( -name tests -o -path "*/onnxruntime/transformers" -o -path "*/onnxruntime/quantization" \
       -o -path "*/onnxruntime/tools" \) -type d -prune -exec rm -rf {} +
