@@ -11,7 +11,7 @@ import torch
 
 from raccoon.diffusion import Schedule
 from raccoon.model import UNet, UNetConfig
-from raccoon.train import diffusion_loss
+from raccoon.train import optimizer_step
 
 # name -> (bf16 autocast, channels_last memory format)
 SETTINGS = {"fp32 eager": (False, False), "bf16 + channels_last": (True, True), "bf16": (True, False)}
@@ -33,11 +33,7 @@ class Trainer:
         self.bf16 = bf16
 
     def step(self) -> None:
-        loss = diffusion_loss(self.net, self.batch, self.schedule, self.alphas_cumprod, 0.0, bf16=self.bf16)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
-        self.optimizer.step()
+        optimizer_step(self.net, self.optimizer, self.batch, self.schedule, self.alphas_cumprod, 0.0, bf16=self.bf16)
 
 
 def run(config: UNetConfig, batch: int = 32, rounds: int = 3, steps_per_round: int = 3, warmup: int = 2) -> dict:

@@ -4,8 +4,9 @@
 
 bf16 autocast puts the CPU's matrix units to work (2x fp32 here; channels_last measured slower, so it
 is off by default). The run folder (git-ignored) gets a resumable checkpoint, the EMA weights as a
-weights folder, sample grids, a log and a training curve. A run resumes from its checkpoint; with none, it starts from the weights in --init (the
-committed weights/ by default), so training carries on even when the run folder is gone.
+weights folder, sample grids, a log and a training curve. A run resumes from its checkpoint; with
+none, it starts from the weights in --init (the committed weights/ by default), so training carries
+on even when the run folder is gone.
 """
 
 import argparse
@@ -73,6 +74,17 @@ def diffusion_loss(net, x0, schedule: Schedule, alphas_cumprod: torch.Tensor, mi
         weight = snr.clamp(max=min_snr) / (snr if schedule.prediction == "epsilon" else snr + 1)
         per_image = per_image * weight
     return per_image.mean()
+
+
+def optimizer_step(net, optimizer, x0, schedule: Schedule, alphas_cumprod: torch.Tensor, min_snr: float,
+                   bf16: bool = True) -> torch.Tensor:
+    """One update on a batch: the loss, its gradients clipped to norm 1, an optimizer step. Returns the loss."""
+    loss = diffusion_loss(net, x0, schedule, alphas_cumprod, min_snr, bf16=bf16)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    optimizer.step()
+    return loss
 
 
 def augment(batch: torch.Tensor) -> torch.Tensor:
@@ -209,11 +221,7 @@ def main(argv=None) -> int:
         for group in optimizer.param_groups:
             group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup)
         batch = augment(images[torch.randint(0, len(images), (args.batch,))]).contiguous(memory_format=memory_format)
-        loss = diffusion_loss(net, batch, schedule, alphas_cumprod, args.min_snr)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        optimizer.step()
+        loss = optimizer_step(net, optimizer, batch, schedule, alphas_cumprod, args.min_snr)
         decay = min(args.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             for e, p in zip(ema.parameters(), net.parameters()):
