@@ -67,8 +67,11 @@ def difference_hash(image: Image.Image) -> int:
     return int("".join("1" if b else "0" for b in bits), 2)
 
 
-def load_crops(root: Path, size: int = 64, progress=None) -> np.ndarray:
-    """Every raccoon crop of the folder as uint8 (N, size, size, 3), duplicates dropped."""
+def load_crops(root: Path, size: int = 64, context: float = 1.0, progress=None) -> np.ndarray:
+    """Every raccoon crop of the folder as uint8 (N, size, size, 3), duplicates dropped.
+
+    context > 1 widens each square by that factor around the same centre (room for training's zoom and shift).
+    """
     root = Path(root)
     photos = find_photos(root)
     if not photos:
@@ -88,7 +91,8 @@ def load_crops(root: Path, size: int = 64, progress=None) -> np.ndarray:
         seen_hashes.append(fingerprint)
         boxes = [(x0 - dx, y0 - dy, x1 - dx, y1 - dy) for x0, y0, x1, y1 in read_boxes(photo, root)]
         w, h = image.size
-        squares = [square_around(b, w, h) for b in boxes] or [square_around((0, 0, w, h), w, h, margin=0)]
+        margin = (1 + BOX_MARGIN) * context - 1
+        squares = [square_around(b, w, h, margin) for b in boxes] or [square_around((0, 0, w, h), w, h, margin=0)]
         for square in squares:
             crop = image.crop(square).resize((size, size), Image.Resampling.LANCZOS)
             crops.append(np.asarray(crop, dtype=np.uint8))

@@ -6,7 +6,8 @@ bf16 autocast puts the CPU's matrix units to work (2x fp32 here; channels_last m
 is off by default). The run folder (git-ignored) gets a resumable checkpoint, the EMA weights as a
 weights folder, sample grids, a log and a training curve. A run resumes from its checkpoint; with
 none, it starts from the weights in --init (the committed weights/ by default), so training carries
-on even when the run folder is gone.
+on even when the run folder is gone. Either way the run keeps its recipe (schedule, prediction, learning
+rate, loss weighting, augmentation) unless a flag changes it.
 """
 
 import argparse
@@ -34,6 +35,10 @@ from raccoon.runtime import (
     sample,
     save_pretrained,
 )
+
+# The recipe the ablations chose (weights/README.md); a resumed run keeps its own unless a flag says otherwise.
+RECIPE = {"batch": 32, "lr": 2e-4, "warmup": 200, "ema": 0.999, "min_snr": 5.0, "jitter": 0.1}
+JITTER_CONTEXT = 1.25  # with jitter, sources show this much more than a crop, at twice its resolution
 
 
 def grid_seeds(n: int) -> list[bytes]:
@@ -87,8 +92,21 @@ def optimizer_step(net, optimizer, x0, schedule: Schedule, alphas_cumprod: torch
     return loss
 
 
-def augment(batch: torch.Tensor) -> torch.Tensor:
-    """Random horizontal flips."""
+def jittered_crop(source: torch.Tensor, size: int, jitter: float) -> torch.Tensor:
+    """A crop zoomed by up to ±jitter and shifted by up to ±jitter/2 of its side from the plain crop at the
+    centre of a (3, S, S) source, downsampled to size x size with antialiasing (never upsampled: no blur)."""
+    full = source.shape[-1]
+    side = full / JITTER_CONTEXT * (1 + jitter * (2 * torch.rand(()).item() - 1))
+    shift = side * jitter / 2 * (2 * torch.rand(2) - 1)
+    left, top = ((full - side) / 2 + shift).clamp(0, full - side).round().int().tolist()
+    side = round(side)
+    window = source[None, :, top : top + side, left : left + side]
+    return F.interpolate(window, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+
+
+def augment(sources: torch.Tensor, size: int, jitter: float) -> torch.Tensor:
+    """Random horizontal flips, and with jitter > 0 a random zoom and shift (see jittered_crop)."""
+    batch = torch.stack([jittered_crop(s, size, jitter) for s in sources]) if jitter > 0 else sources
     flip = torch.rand(batch.shape[0]) < 0.5
     return torch.where(flip[:, None, None, None], batch.flip(3), batch)
 
@@ -120,6 +138,28 @@ def plot_curve(log: list[dict], path: Path) -> None:
     image.save(path)
 
 
+def plot_trajectory(samples: Path, path: Path, rows: int = 8) -> None:
+    """The first row of up to `rows` progress grids, evenly spread over the run, labelled by step."""
+    from PIL import ImageDraw
+
+    grids = sorted(samples.glob("step-*.png"))
+    if not grids:
+        return
+    picked = sorted({grids[round(i * (len(grids) - 1) / max(rows - 1, 1))] for i in range(rows)})
+    strips = []
+    for grid in picked:
+        with Image.open(grid) as image:
+            strips.append(image.crop((0, 0, image.width, image.width // 8)).convert("RGB"))  # 8 square tiles a row
+    label = 120
+    height = strips[0].height
+    canvas = Image.new("RGB", (label + strips[0].width, height * len(strips)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (grid, strip) in enumerate(zip(picked, strips)):
+        canvas.paste(strip, (label, i * height))
+        draw.text((8, i * height + height // 2), f"step {int(grid.stem.split('-')[1]):,}", fill="black")
+    canvas.save(path)
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="raccoon train", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="folder of photos with optional Pascal VOC boxes")
@@ -128,13 +168,19 @@ def parse_args(argv):
                    "(default: the shipped weights if present; 'none' for a fresh network)")
     p.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget of this session")
     p.add_argument("--max-steps", type=int, default=None, help="stop at this total step count")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--warmup", type=int, default=200, help="learning-rate warm-up steps")
-    p.add_argument("--ema", type=float, default=0.999, help="EMA decay (warmed up from 0.9)")
-    p.add_argument("--schedule", choices=["linear", "cosine"], default="linear")
-    p.add_argument("--prediction", choices=["epsilon", "v"], default="epsilon")
-    p.add_argument("--min-snr", type=float, default=0.0, help="min-SNR-gamma loss weighting (0: off)")
+    recipe = "(default: the run's or --init's own, else {})"
+    p.add_argument("--batch", type=int, help=recipe.format(RECIPE["batch"]))
+    p.add_argument("--lr", type=float, help=recipe.format(RECIPE["lr"]))
+    p.add_argument("--warmup", type=int, help="learning-rate warm-up steps " + recipe.format(RECIPE["warmup"]))
+    p.add_argument("--ema", type=float, help="EMA decay, warmed up from 0.9 " + recipe.format(RECIPE["ema"]))
+    p.add_argument("--jitter", type=float, help="random zoom of up to ±jitter and shift of up to ±jitter/2 of "
+                   "the crop, 0 for flips only " + recipe.format(RECIPE["jitter"]))
+    p.add_argument("--min-snr", type=float, help="min-SNR-gamma loss weighting, 0 for off "
+                   + recipe.format(RECIPE["min_snr"]))
+    p.add_argument("--schedule", choices=["linear", "cosine"], default="cosine",
+                   help="noise schedule of a fresh network (one from a checkpoint or weights keeps its own)")
+    p.add_argument("--prediction", choices=["epsilon", "v"], default="v",
+                   help="what a fresh network predicts (one from a checkpoint or weights keeps its own)")
     p.add_argument("--checkpoint-minutes", type=float, default=10.0)
     p.add_argument("--sample-minutes", type=float, default=20.0)
     p.add_argument("--sample-steps", type=int, default=25, help="DDIM steps of the progress grids")
@@ -152,10 +198,6 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     run = args.run
     (run / "samples").mkdir(parents=True, exist_ok=True)
-
-    crops = load_crops(args.data, progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo"))
-    images = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
-    print(f"{len(images)} crops from {args.data}")
 
     checkpoint_path = run / "checkpoint.pt"
     if checkpoint_path.exists():
@@ -186,13 +228,23 @@ def main(argv=None) -> int:
         if state:
             net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
         ema.load_state_dict(net.state_dict())
-    record.update(data=str(args.data), crops=len(images), batch=args.batch, lr=args.lr, ema=args.ema,
-                  min_snr=args.min_snr, parameters=sum(p.numel() for p in net.parameters()))
+    for key, default in RECIPE.items():
+        record[key] = value if (value := getattr(args, key)) is not None else record.get(key, default)
+    torch.manual_seed(args.seed + record["steps"])  # a resumed run draws new batches, not its first ones again
+    size = model_cfg.image_size
+    jitter = record["jitter"]
+    source_size, context = (round(2 * size * JITTER_CONTEXT), JITTER_CONTEXT) if jitter > 0 else (size, 1.0)
+    crops = load_crops(args.data, source_size, context,
+                       progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo"))
+    images = torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
+    print(f"{len(images)} crops from {args.data}")
+
+    record.update(data=str(args.data), crops=len(images), parameters=sum(p.numel() for p in net.parameters()))
 
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
     net = net.to(memory_format=memory_format).train()
     ema.eval().requires_grad_(False)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=record["lr"], weight_decay=0.0)
     if checkpoint_path.exists():
         optimizer.load_state_dict(checkpoint["optimizer"])
     alphas_cumprod = torch.tensor(schedule.alphas_cumprod, dtype=torch.float32)
@@ -212,6 +264,7 @@ def main(argv=None) -> int:
     def write_samples():
         images = sample(TorchDenoiser(ema, schedule), grid_seeds(16), steps=args.sample_steps)
         image_grid(images).save(run / "samples" / f"step-{record['steps']:06d}.png")
+        plot_trajectory(run / "samples", run / "trajectory.png")
 
     start_wall, start_cpu, cpu_before = time.time(), time.process_time(), record["cpu_hours"]
     last_checkpoint = last_sample = start_wall
@@ -219,15 +272,16 @@ def main(argv=None) -> int:
     while time.time() - start_wall < args.minutes * 60 and record["steps"] < (args.max_steps or math.inf):
         step = record["steps"]
         for group in optimizer.param_groups:
-            group["lr"] = args.lr * min(1.0, (step + 1) / args.warmup)
-        batch = augment(images[torch.randint(0, len(images), (args.batch,))]).contiguous(memory_format=memory_format)
-        loss = optimizer_step(net, optimizer, batch, schedule, alphas_cumprod, args.min_snr)
-        decay = min(args.ema, (1 + step) / (10 + step))
+            group["lr"] = record["lr"] * min(1.0, (step + 1) / record["warmup"])
+        batch = augment(images[torch.randint(0, len(images), (record["batch"],))], size, jitter)
+        batch = batch.contiguous(memory_format=memory_format)
+        loss = optimizer_step(net, optimizer, batch, schedule, alphas_cumprod, record["min_snr"])
+        decay = min(record["ema"], (1 + step) / (10 + step))
         with torch.no_grad():
             for e, p in zip(ema.parameters(), net.parameters()):
                 e.lerp_(p, 1 - decay)
         record["steps"] = step + 1
-        record["images_seen"] += args.batch
+        record["images_seen"] += record["batch"]
         record["cpu_hours"] = cpu_before + (time.process_time() - start_cpu) / 3600
         log.append({"step": step + 1, "loss": loss.item(), "cpu_hours": record["cpu_hours"]})
         bar.update()

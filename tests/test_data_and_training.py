@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from raccoon.data import difference_hash, load_crops, square_around, trim_letterbox
@@ -54,6 +55,36 @@ def test_box_crop_is_square_and_inside_the_image():
     assert right - left == bottom - top == 90 and right <= 120 and left >= 0
 
 
+def test_context_widens_the_crop_around_the_same_centre(tmp_path):
+    (tmp_path / "photos").mkdir()
+    photo = Image.new("RGB", (200, 200), "grey")
+    photo.paste((255, 0, 0), (60, 60, 140, 140))
+    photo.save(tmp_path / "photos" / "box.png")
+    (tmp_path / "box.xml").write_text(VOC.format(w=200, h=200, x0=60, y0=60, x1=140, y1=140))
+    for context in (1.0, 1.25):
+        crop = load_crops(tmp_path, size=64, context=context)[0].astype(int)
+        red = (crop[..., 0] > 200) & (crop[..., 1] < 50)
+        assert red.mean() == pytest.approx((1 / (1.15 * context)) ** 2, abs=0.03)
+        rows, columns = np.nonzero(red)
+        assert abs(rows.mean() - 31.5) < 1 and abs(columns.mean() - 31.5) < 1  # still centred on the box
+
+
+def test_jitter_zooms_and_shifts_around_the_plain_crop():
+    from raccoon.train import JITTER_CONTEXT, augment
+
+    side = 160
+    inner = round(side / JITTER_CONTEXT)  # the plain crop: white, the extra context: black
+    source = -torch.ones(1, 3, side, side)
+    start = (side - inner) // 2
+    source[..., start : start + inner, start : start + inner] = 1
+    black = np.array([(augment(source, 64, 0.1) < 0).float().mean().item() for _ in range(60)])
+    assert black.max() < 0.35 and black.min() < 0.02 and black.max() > 0.05  # zooms in and out, never far
+
+    plain = torch.rand(8, 3, 64, 64)
+    flipped = augment(plain, 64, 0.0)
+    assert all(torch.equal(f, p) or torch.equal(f, p.flip(2)) for f, p in zip(flipped, plain))
+
+
 def test_letterbox_bars_are_trimmed():
     image = Image.new("RGB", (120, 150), "black")
     image.paste(pattern(7), (0, 30))
@@ -80,7 +111,7 @@ def test_training_checkpoints_resumes_and_restarts_from_weights(photo_folder, tm
 
     run = tmp_path / "run"
     common = ["--data", str(photo_folder), "--batch", "4", "--sample-steps", "2", "--run", str(run)]
-    assert train.main(common + ["--init", "none", "--max-steps", "2"]) == 0
+    assert train.main(common + ["--init", "none", "--max-steps", "2", "--lr", "1e-4"]) == 0
     config, first = load_weights(run / "weights")
     assert config["training"]["steps"] == 2 and config["training"]["crops"] == 5
     assert (run / "checkpoint.pt").exists() and list((run / "samples").glob("step-000002.png"))
@@ -88,11 +119,14 @@ def test_training_checkpoints_resumes_and_restarts_from_weights(photo_folder, tm
 
     assert train.main(common + ["--max-steps", "3"]) == 0  # resumes the checkpoint
     config, second = load_weights(run / "weights")
-    assert config["training"]["steps"] == 3
+    assert config["training"]["steps"] == 3 and config["training"]["lr"] == 1e-4  # the run keeps its recipe
+    with Image.open(run / "samples" / "step-000003.png") as grid, Image.open(run / "trajectory.png") as trajectory:
+        assert trajectory.height == 2 * grid.width // 8  # one row of 8 samples for each progress grid
     assert any(not np.array_equal(first[k], second[k]) for k in first)
 
     fresh = tmp_path / "fresh"  # the run folder is gone: start again from the saved weights
     assert train.main(["--data", str(photo_folder), "--batch", "4", "--sample-steps", "2", "--run", str(fresh),
-                       "--init", str(run / "weights"), "--max-steps", "4"]) == 0
+                       "--init", str(run / "weights"), "--max-steps", "4", "--jitter", "0.05"]) == 0
     config = json.loads((fresh / "weights" / "config.json").read_text())
     assert config["training"]["steps"] == 4 and config["training"]["cpu_hours"] > 0
+    assert config["training"]["jitter"] == 0.05 and config["training"]["lr"] == 1e-4
