@@ -29,13 +29,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-from raccoon.diffusion import Schedule
 from raccoon.render import png_bytes
-from raccoon.runtime import (
-    BACKENDS, GRAPH_FILE, IMAGE_SHAPE, WEIGHTS_FILE, OnnxDenoiser, load_weights, paint, sample,
-)
+from raccoon.runtime import BACKENDS, IMAGE_SHAPE, OnnxDenoiser, paint, sample
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COUNTS = (1, 2, 4)  # CPUs a process may use, and ONNX Runtime threads
@@ -181,26 +177,11 @@ def growth(weights: Path, seeds: list[bytes], steps: int, draws: int) -> dict:
     return result
 
 
-class FastestSession:
-    """The exported network under ONNX Runtime's fastest settings: ORT_ENABLE_ALL, the machine's thread count."""
-
-    def __init__(self, weights: Path):
-        config, state = load_weights(weights, need=(WEIGHTS_FILE, GRAPH_FILE))
-        self.schedule = Schedule(**config["schedule"])
-        self.values = [ort.OrtValue.ortvalue_from_numpy(value) for value in state.values()]
-        options = ort.SessionOptions()
-        options.add_external_initializers(list(state), self.values)
-        self.session = ort.InferenceSession(str(weights / GRAPH_FILE), options, providers=["CPUExecutionProvider"])
-
-    def __call__(self, x, t):
-        return self.session.run(None, {"x": x, "t": np.full((x.shape[0],), t, dtype=np.float32)})[0]
-
-
 def exactness_cost(weights: Path, steps: int, rounds: int) -> dict:
     """Seconds per painting (in-process, network loaded) with the painter's settings and the fastest ones."""
     from raccoon.train import grid_seeds
 
-    denoisers = {"painter (exact)": OnnxDenoiser(weights), "fastest (ORT_ENABLE_ALL)": FastestSession(weights)}
+    denoisers = {"painter (exact)": OnnxDenoiser(weights), "fastest (ORT_ENABLE_ALL)": OnnxDenoiser(weights, exact=False)}
     seconds = {name: [] for name in denoisers}
     seed = grid_seeds(1)
     for _ in range(rounds):

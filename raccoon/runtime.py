@@ -116,17 +116,21 @@ def load_weights(directory: Path, need: tuple[str, ...] = (WEIGHTS_FILE,)) -> tu
 class OnnxDenoiser:
     """The exported network in ONNX Runtime, its parameters supplied from the safetensors file."""
 
-    def __init__(self, directory: Path, threads: int | None = None):
+    def __init__(self, directory: Path, threads: int | None = None, exact: bool = True):
         import onnxruntime as ort
 
         config, state = load_weights(directory, need=(WEIGHTS_FILE, GRAPH_FILE))
         self.schedule = Schedule(**config["schedule"])
         options = ort.SessionOptions()
-        # Same bits on every runner. Not ORT_ENABLE_ALL: its NCHWc convolutions sum in an order set by the CPU's
-        # vector width (AVX2 or AVX-512). And a fixed thread count, not the machine's: the convolutions that are
-        # left split their sums by the number of threads.
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        options.intra_op_num_threads = threads or PAINT_THREADS
+        if exact:
+            # Same bits on every runner. Not ORT_ENABLE_ALL: its NCHWc convolutions sum in an order set by the CPU's
+            # vector width (AVX2 or AVX-512). And a fixed thread count, not the machine's: the convolutions that
+            # are left split their sums by the number of threads. exact=False (ONNX Runtime's fastest settings)
+            # exists to measure what this costs (benchmarks/reproducibility.py).
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+            options.intra_op_num_threads = threads or PAINT_THREADS
+        elif threads:
+            options.intra_op_num_threads = threads
         names = list(state)
         values = [ort.OrtValue.ortvalue_from_numpy(state[name]) for name in names]
         options.add_external_initializers(names, values)
