@@ -7,7 +7,8 @@ is off by default). The run folder (git-ignored) gets a resumable checkpoint, th
 weights folder, sample grids, a log and a training curve. A run resumes from its checkpoint; with
 none, it starts from the weights in --init (the committed weights/ by default), so training carries
 on even when the run folder is gone. Either way the run keeps its recipe (schedule, prediction, learning
-rate, loss weighting, augmentation) unless a flag changes it.
+rate, loss weighting, augmentation) unless a flag changes it. `--cooldown N` ends a run with N steps in
+which the learning rate falls linearly to zero, the usual last phase of a warm-up, stable, decay schedule.
 """
 
 import argparse
@@ -111,6 +112,15 @@ def augment(sources: torch.Tensor, size: int, jitter: float) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], batch.flip(3), batch)
 
 
+def learning_rate(record: dict, step: int) -> float:
+    """The recipe's rate, warmed up linearly, and during a cooldown (start, end) falling linearly towards zero."""
+    rate = record["lr"] * min(1.0, (step + 1) / record["warmup"])
+    if "cooldown" in record:
+        start, end = record["cooldown"]
+        rate *= (end - step) / (end - start)
+    return rate
+
+
 def plot_curve(log: list[dict], path: Path) -> None:
     """Loss (moving average, log scale) against CPU hours, drawn with PIL so training needs no plotting library."""
     from PIL import ImageDraw
@@ -177,6 +187,8 @@ def parse_args(argv):
                    "the crop, 0 for flips only " + recipe.format(RECIPE["jitter"]))
     p.add_argument("--min-snr", type=float, help="min-SNR-gamma loss weighting, 0 for off "
                    + recipe.format(RECIPE["min_snr"]))
+    p.add_argument("--cooldown", type=int, help="end this run with this many steps in which the learning rate "
+                   "falls linearly to zero (once finished, a resumed run trains at the recipe's rate again)")
     p.add_argument("--schedule", choices=["linear", "cosine"], default="cosine",
                    help="noise schedule of a fresh network (one from a checkpoint or weights keeps its own)")
     p.add_argument("--prediction", choices=["epsilon", "v"], default="v",
@@ -230,6 +242,11 @@ def main(argv=None) -> int:
         ema.load_state_dict(net.state_dict())
     for key, default in RECIPE.items():
         record[key] = value if (value := getattr(args, key)) is not None else record.get(key, default)
+    if args.cooldown:
+        record["cooldown"] = [record["steps"], record["steps"] + args.cooldown]
+    elif record.get("cooldown", [0, 0])[1] <= record["steps"]:
+        record.pop("cooldown", None)  # finished: the weights record it, a new run does not inherit it
+    stop_at = min(args.max_steps or math.inf, record["cooldown"][1] if "cooldown" in record else math.inf)
     torch.manual_seed(args.seed + record["steps"])  # a resumed run draws new batches, not its first ones again
     size = model_cfg.image_size
     jitter = record["jitter"]
@@ -268,11 +285,11 @@ def main(argv=None) -> int:
 
     start_wall, start_cpu, cpu_before = time.time(), time.process_time(), record["cpu_hours"]
     last_checkpoint = last_sample = start_wall
-    bar = tqdm(desc="training", unit="step", initial=record["steps"], total=args.max_steps)
-    while time.time() - start_wall < args.minutes * 60 and record["steps"] < (args.max_steps or math.inf):
+    bar = tqdm(desc="training", unit="step", initial=record["steps"], total=None if stop_at == math.inf else stop_at)
+    while time.time() - start_wall < args.minutes * 60 and record["steps"] < stop_at:
         step = record["steps"]
         for group in optimizer.param_groups:
-            group["lr"] = record["lr"] * min(1.0, (step + 1) / record["warmup"])
+            group["lr"] = learning_rate(record, step)
         batch = augment(images[torch.randint(0, len(images), (record["batch"],))], size, jitter)
         batch = batch.contiguous(memory_format=memory_format)
         loss = optimizer_step(net, optimizer, batch, schedule, alphas_cumprod, record["min_snr"])

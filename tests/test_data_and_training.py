@@ -130,3 +130,21 @@ def test_training_checkpoints_resumes_and_restarts_from_weights(photo_folder, tm
     config = json.loads((fresh / "weights" / "config.json").read_text())
     assert config["training"]["steps"] == 4 and config["training"]["cpu_hours"] > 0
     assert config["training"]["jitter"] == 0.05 and config["training"]["lr"] == 1e-4
+
+    assert train.main(["--data", str(photo_folder), "--batch", "4", "--sample-steps", "2", "--run", str(fresh),
+                       "--cooldown", "2", "--minutes", "5"]) == 0  # resumes at step 4, stops at zero rate
+    cooled = json.loads((fresh / "weights" / "config.json").read_text())["training"]
+    assert cooled["steps"] == 6 and cooled["cooldown"] == [4, 6]
+    again = tmp_path / "again"
+    assert train.main(["--data", str(photo_folder), "--batch", "4", "--sample-steps", "2", "--run", str(again),
+                       "--init", str(fresh / "weights"), "--max-steps", "7"]) == 0
+    assert "cooldown" not in json.loads((again / "weights" / "config.json").read_text())["training"]
+
+
+def test_learning_rate_warms_up_then_cools_down_linearly_to_zero():
+    from raccoon.train import learning_rate
+
+    record = {"lr": 1e-3, "warmup": 10}
+    assert [learning_rate(record, s) for s in (0, 4, 9, 500)] == pytest.approx([1e-4, 5e-4, 1e-3, 1e-3])
+    record["cooldown"] = [500, 600]
+    assert [learning_rate(record, s) for s in (500, 550, 599)] == pytest.approx([1e-3, 5e-4, 1e-5])
