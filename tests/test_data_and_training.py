@@ -109,15 +109,17 @@ def test_training_checkpoints_resumes_and_restarts_from_weights(photo_folder, tm
     from raccoon import train
     from raccoon.runtime import load_weights
 
+    def tiny_run(folder, *flags):
+        return ["--data", str(photo_folder), "--batch", "4", "--sample-steps", "2", "--run", str(folder), *flags]
+
     run = tmp_path / "run"
-    common = ["--data", str(photo_folder), "--batch", "4", "--sample-steps", "2", "--run", str(run)]
-    assert train.main(common + ["--init", "none", "--max-steps", "2", "--lr", "1e-4"]) == 0
+    assert train.main(tiny_run(run, "--init", "none", "--max-steps", "2", "--lr", "1e-4")) == 0
     config, first = load_weights(run / "weights")
     assert config["training"]["steps"] == 2 and config["training"]["crops"] == 5
     assert (run / "checkpoint.pt").exists() and list((run / "samples").glob("step-000002.png"))
     assert len((run / "log.jsonl").read_text().splitlines()) == 2
 
-    assert train.main(common + ["--max-steps", "3"]) == 0  # resumes the checkpoint
+    assert train.main(tiny_run(run, "--max-steps", "3")) == 0  # resumes the checkpoint
     config, second = load_weights(run / "weights")
     assert config["training"]["steps"] == 3 and config["training"]["lr"] == 1e-4  # the run keeps its recipe
     with Image.open(run / "samples" / "step-000003.png") as grid, Image.open(run / "trajectory.png") as trajectory:
@@ -125,19 +127,16 @@ def test_training_checkpoints_resumes_and_restarts_from_weights(photo_folder, tm
     assert any(not np.array_equal(first[k], second[k]) for k in first)
 
     fresh = tmp_path / "fresh"  # the run folder is gone: start again from the saved weights
-    assert train.main(["--data", str(photo_folder), "--batch", "4", "--sample-steps", "2", "--run", str(fresh),
-                       "--init", str(run / "weights"), "--max-steps", "4", "--jitter", "0.05"]) == 0
+    assert train.main(tiny_run(fresh, "--init", str(run / "weights"), "--max-steps", "4", "--jitter", "0.05")) == 0
     config = json.loads((fresh / "weights" / "config.json").read_text())
     assert config["training"]["steps"] == 4 and config["training"]["cpu_hours"] > 0
     assert config["training"]["jitter"] == 0.05 and config["training"]["lr"] == 1e-4
 
-    assert train.main(["--data", str(photo_folder), "--batch", "4", "--sample-steps", "2", "--run", str(fresh),
-                       "--cooldown", "2", "--minutes", "5"]) == 0  # resumes at step 4, stops at zero rate
+    assert train.main(tiny_run(fresh, "--cooldown", "2", "--minutes", "5")) == 0  # resumes at 4, stops at zero rate
     cooled = json.loads((fresh / "weights" / "config.json").read_text())["training"]
     assert cooled["steps"] == 6 and cooled["cooldown"] == [4, 6]
     again = tmp_path / "again"
-    assert train.main(["--data", str(photo_folder), "--batch", "4", "--sample-steps", "2", "--run", str(again),
-                       "--init", str(fresh / "weights"), "--max-steps", "7"]) == 0
+    assert train.main(tiny_run(again, "--init", str(fresh / "weights"), "--max-steps", "7")) == 0
     assert "cooldown" not in json.loads((again / "weights" / "config.json").read_text())["training"]
 
 
