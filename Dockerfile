@@ -22,15 +22,17 @@ RUN apt-get update \
 COPY pyproject.toml constraints.txt /tmp/
 # No bytecode at install: GitHub builds this image on every run, and a run imports a fraction of what
 # would be compiled. Left out after install: pip; cryptography, which PyGithub needs only to sign
-# GitHub App tokens (the action sends a token as it is); the packages' test suites; and ONNX Runtime's
-# model-conversion tools (transformers, quantization, tools), which inference never imports.
+# GitHub App tokens (the action sends a token as it is); the packages' test suites; ONNX Runtime's
+# model-conversion tools (transformers, quantization, tools), which inference never imports; and its C library
+# libonnxruntime.so (28 MB), which the Python module never loads: it holds a runtime of its own.
 RUN python3 -c 'import tomllib; project = tomllib.load(open("/tmp/pyproject.toml", "rb"))["project"]; \
 print("\n".join(project["dependencies"] + project["optional-dependencies"]["github"]))' > /tmp/requirements.txt \
  && /opt/venv/bin/pip install --no-cache-dir --no-compile --disable-pip-version-check \
       ${PIP_CERT:+--cert "$PIP_CERT"} -r /tmp/requirements.txt -c /tmp/constraints.txt \
  && /opt/venv/bin/pip uninstall --yes --quiet cryptography pip setuptools \
  && find /opt/venv \( -name tests -o -path "*/onnxruntime/transformers" -o -path "*/onnxruntime/quantization" \
-      -o -path "*/onnxruntime/tools" \) -type d -prune -exec rm -rf {} +
+      -o -path "*/onnxruntime/tools" \) -type d -prune -exec rm -rf {} + \
+ && rm /opt/venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*
 
 FROM base
 COPY --from=venv /opt/venv /opt/venv

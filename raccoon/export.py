@@ -1,13 +1,16 @@
 """Export a weights folder's network to ONNX, its parameters left out of the graph.
 
-    raccoon export [--weights weights/]
+    raccoon export [--weights weights/] [--guide DIR --guidance W]
 
 The graph keeps each parameter's name, shape and type, marked as external data; at load time
 runtime.OnnxDenoiser supplies the values from model.safetensors. So the folder ships one copy of
-the weights (fp16) for both backends, and model.onnx stays a few hundred kilobytes.
+the weights (fp16) for both backends, and model.onnx stays a few hundred kilobytes. With --guide,
+the network of another weights folder (an earlier milestone of the same run) ships beside it as
+guide.safetensors, the autoguidance network; the same graph serves it.
 """
 
 import argparse
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -17,7 +20,8 @@ import torch
 from onnx.external_data_helper import set_external_data
 from tqdm import tqdm
 
-from raccoon.runtime import GRAPH_FILE, TorchDenoiser, default_weights_dir, record_file
+from raccoon.cli import guidance_weight
+from raccoon.runtime import GRAPH_FILE, TorchDenoiser, WeightsError, attach_guide, default_weights_dir, record_file
 
 EXTERNAL_LOCATION = "supplied-at-load-time-from-model.safetensors"
 OPSET = 17
@@ -55,9 +59,21 @@ def export(weights: Path) -> Path:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="raccoon export", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", type=Path, default=None, help="weights folder (default: the shipped weights)")
+    p.add_argument("--guide", type=Path, metavar="DIR",
+                   help="weights folder of a less trained version of the same network, shipped as the guide")
+    p.add_argument("--guidance", type=guidance_weight, default=2.0, metavar="W",
+                   help="the painter's default guidance with --guide (default: %(default)s)")
     args = p.parse_args(argv)
-    path = export(args.weights or default_weights_dir())
-    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+    weights = args.weights or default_weights_dir()
+    try:
+        if args.guide:
+            attach_guide(weights, args.guide, args.guidance)
+            print(f"shipped {args.guide} as the guide of {weights}, guidance {args.guidance:g}")
+        path = export(weights)
+        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+    except WeightsError as error:
+        print(f"raccoon export: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -3,12 +3,15 @@
 A weights folder holds `config.json` (network, schedule, training record, and the SHA-256 of each
 file), `model.safetensors` (the parameters in fp16, read without pickle) and `model.onnx` (the
 network's graph with its parameters left out: ONNX Runtime is handed them from the safetensors
-file, so one copy of the weights serves both backends).
+file, so one copy of the weights serves both backends). It may also ship `guide.safetensors`, the
+parameters of a less trained version of the same network, which the painter is steered away from
+(autoguidance); the graph serves both parameter sets.
 """
 
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,7 @@ from raccoon.diffusion import Schedule, ddim_sample
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 GRAPH_FILE = "model.onnx"
+GUIDE_FILE = "guide.safetensors"
 IMAGE_SHAPE = (1, 3, 64, 64)
 PAINT_THREADS = 2  # ONNX Runtime's threads on any machine: GitHub's smallest runners have 2 CPUs
 _DTYPES = {"F16": np.float16, "F32": np.float32}
@@ -84,42 +88,71 @@ def save_pretrained(directory: Path, state: dict[str, np.ndarray], model: dict, 
     config_path.write_text(json.dumps(config, indent=2) + "\n")
 
 
-def record_file(directory: Path, name: str) -> None:
-    """Add a file written beside the weights (the ONNX graph) to the config's hashes."""
+def record_file(directory: Path, name: str, **entries) -> None:
+    """Add a file written beside the weights (the ONNX graph, the guide) to the config's hashes, and any
+    config entries that describe it."""
     config_path = Path(directory) / CONFIG_FILE
     config = json.loads(config_path.read_text())
     config["files"][name] = sha256_file(Path(directory) / name)
+    config.update(entries)
     config_path.write_text(json.dumps(config, indent=2) + "\n")
 
 
-def load_weights(directory: Path, need: tuple[str, ...] = (WEIGHTS_FILE,)) -> tuple[dict, dict[str, np.ndarray]]:
-    """The config and the fp32 parameters, after checking every needed file against its recorded hash."""
+def read_config(directory: Path) -> dict:
+    """A weights folder's config, checked for what every reader needs: a known schedule, the file hashes, and
+    the guidance if it ships a guide."""
     directory = Path(directory)
     try:
         config = json.loads((directory / CONFIG_FILE).read_text())
         Schedule(**config["schedule"])
-        hashes = config["files"]
+        guide = config.get("guide", {"guidance": 1.0})
+        if not isinstance(config["files"], dict) or not isinstance(guide["guidance"], (int, float)):
+            raise TypeError("files or guide")
+        return config
     except FileNotFoundError:
         raise WeightsError(f"no weights at {directory} ({CONFIG_FILE} missing)") from None
     except (ValueError, KeyError, TypeError):
         raise WeightsError(f"{directory / CONFIG_FILE} is not a valid raccoon weights config") from None
-    for name in need:
+
+
+def load_weights(directory: Path, need: tuple[str, ...] = (), parameters: str = WEIGHTS_FILE) -> tuple[dict, dict[str, np.ndarray]]:
+    """The config and the fp32 parameters of `parameters` (the network's, or the guide's), after checking
+    them and every file in `need` against their recorded hashes."""
+    directory = Path(directory)
+    config = read_config(directory)
+    for name in dict.fromkeys((parameters, *need)):
         path = directory / name
         if not path.is_file():
             raise WeightsError(f"{path} is missing")
-        if name not in hashes or sha256_file(path) != hashes[name]:
+        if name not in config["files"] or sha256_file(path) != config["files"][name]:
             raise WeightsError(f"{path} is truncated or altered (its SHA-256 does not match {CONFIG_FILE})")
-    state = {k: v.astype(np.float32) for k, v in read_safetensors(directory / WEIGHTS_FILE).items()}
+    state = {k: v.astype(np.float32) for k, v in read_safetensors(directory / parameters).items()}
     return config, state
+
+
+def attach_guide(directory: Path, guide: Path, guidance: float) -> None:
+    """Ship the network of the weights folder `guide` as `directory`'s autoguidance network.
+
+    The guide must be the same network with the same schedule, trained less: it then makes the same kinds of
+    mistakes as the shipped one, only more, and `Autoguided` steers away from them.
+    """
+    config, _ = load_weights(directory)
+    guide_config, _ = load_weights(guide)
+    if (guide_config["model"], guide_config["schedule"]) != (config["model"], config["schedule"]):
+        raise WeightsError(f"the guide at {guide} is not the same network and schedule as {directory}'s")
+    shutil.copyfile(Path(guide) / WEIGHTS_FILE, Path(directory) / GUIDE_FILE)
+    record_file(directory, GUIDE_FILE, guide={"guidance": guidance, "training": guide_config["training"]})
 
 
 class OnnxDenoiser:
     """The exported network in ONNX Runtime, its parameters supplied from the safetensors file."""
 
-    def __init__(self, directory: Path, threads: int | None = None, exact: bool = True):
+    guidance = 1.0  # the network alone
+
+    def __init__(self, directory: Path, threads: int | None = None, exact: bool = True, parameters: str = WEIGHTS_FILE):
         import onnxruntime as ort
 
-        config, state = load_weights(directory, need=(WEIGHTS_FILE, GRAPH_FILE))
+        config, state = load_weights(directory, need=(GRAPH_FILE,), parameters=parameters)
         self.schedule = Schedule(**config["schedule"])
         options = ort.SessionOptions()
         if exact:
@@ -149,18 +182,20 @@ class OnnxDenoiser:
 class TorchDenoiser:
     """The PyTorch reference: the training code's network, in fp32."""
 
+    guidance = 1.0
+
     def __init__(self, net, schedule: Schedule):
         import torch
 
         self.net, self.schedule, self.torch = net, schedule, torch
 
     @classmethod
-    def load(cls, directory: Path, threads: int | None = None) -> "TorchDenoiser":
+    def load(cls, directory: Path, threads: int | None = None, parameters: str = WEIGHTS_FILE) -> "TorchDenoiser":
         import torch
 
         from raccoon.model import UNet, UNetConfig
 
-        config, state = load_weights(directory)
+        config, state = load_weights(directory, parameters=parameters)
         if threads:
             torch.set_num_threads(threads)
         net = UNet(UNetConfig.from_dict(config["model"])).eval()
@@ -173,7 +208,39 @@ class TorchDenoiser:
             return self.net(torch.from_numpy(x), torch.full((x.shape[0],), float(t))).float().numpy()
 
 
+class Autoguided:
+    """A network steered away from a less trained version of itself: guide + guidance * (network - guide).
+
+    Autoguidance (Karras et al. 2024, "Guiding a diffusion model with a bad version of itself"): the two
+    networks blur the same hard parts of a raccoon, the guide more, so stepping past the shipped network
+    in the direction it improved on the guide sharpens faces and bodies. Unlike classifier-free guidance it
+    needs no labels. The outputs are combined before they become an image, which is exact for epsilon and v
+    prediction alike (the predicted image is linear in the output). Both share the folder's schedule:
+    `attach_guide` accepts only a guide trained with it.
+    """
+
+    def __init__(self, denoiser, guide, guidance: float):
+        self.denoiser, self.guide, self.guidance, self.schedule = denoiser, guide, guidance, denoiser.schedule
+
+    def __call__(self, x: np.ndarray, t: int) -> np.ndarray:
+        weak = self.guide(x, t)
+        return weak + self.guidance * (self.denoiser(x, t) - weak)
+
+
 BACKENDS = {"onnx": OnnxDenoiser, "torch": TorchDenoiser.load}
+
+
+def load_denoiser(directory: Path, backend: str = "onnx", threads: int | None = None, guidance: float | None = None):
+    """The folder's network, autoguided by its guide at the config's guidance unless `guidance` says otherwise
+    (1: the network alone, and the guide is not even read)."""
+    shipped = read_config(directory).get("guide")
+    guidance = guidance if guidance is not None else shipped["guidance"] if shipped else 1.0
+    if guidance != 1 and shipped is None:
+        raise WeightsError(f"the weights at {directory} ship no guide network, so guidance must be 1")
+    denoiser = BACKENDS[backend](directory, threads=threads)
+    if guidance == 1:
+        return denoiser
+    return Autoguided(denoiser, BACKENDS[backend](directory, threads=threads, parameters=GUIDE_FILE), guidance)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -188,7 +255,7 @@ def sample(denoiser, seeds: list[bytes], steps: int = 50, on_step=None) -> np.nd
 
 
 def paint(seed: bytes, *, steps: int = 50, backend: str = "onnx", weights: Path | None = None, threads: int | None = None,
-          on_step=None):
+          guidance: float | None = None, on_step=None):
     """The raccoon of a seed: (64, 64, 3) uint8."""
-    denoiser = BACKENDS[backend](weights or default_weights_dir(), threads=threads)
+    denoiser = load_denoiser(weights or default_weights_dir(), backend, threads, guidance)
     return sample(denoiser, [seed], steps, on_step=on_step)[0]

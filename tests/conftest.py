@@ -32,24 +32,47 @@ def clean_env(monkeypatch, tmp_path):
     monkeypatch.setenv("RACCOON_GITHUB_MAX_WAIT", "3")
 
 
-@pytest.fixture(scope="session")
-def tiny_weights(tmp_path_factory) -> Path:
-    """A small random network of the shipped architecture, saved and exported as shipped weights are."""
+def save_tiny_network(folder: Path, seed: int) -> Path:
+    """A small random network of the shipped architecture, saved as shipped weights are."""
     import torch
 
     from raccoon.diffusion import Schedule
-    from raccoon.export import export
     from raccoon.model import UNet
     from raccoon.runtime import save_pretrained
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     net = UNet(TINY_UNET)
     for p in net.parameters():  # random everywhere, so every layer shapes the picture
         torch.nn.init.normal_(p, std=0.05)
-    folder = tmp_path_factory.mktemp("tiny-weights")
     state = {k: v.numpy() for k, v in net.state_dict().items()}
     save_pretrained(folder, state, TINY_UNET.to_dict(), Schedule("cosine", "v"), {"steps": 0})
+    return folder
+
+
+def copy_weights(source: Path, destination: Path) -> Path:
+    destination.mkdir(exist_ok=True)
+    for f in source.iterdir():
+        (destination / f.name).write_bytes(f.read_bytes())
+    return destination
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> Path:
+    """The tiny network, exported as shipped weights are."""
+    from raccoon.export import export
+
+    folder = save_tiny_network(tmp_path_factory.mktemp("tiny-weights"), seed=0)
     export(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def guided_weights(tmp_path_factory, tiny_weights) -> Path:
+    """The tiny network shipping another one as its autoguidance network, at guidance 2."""
+    from raccoon.runtime import attach_guide
+
+    folder = copy_weights(tiny_weights, tmp_path_factory.mktemp("tiny-guided"))
+    attach_guide(folder, save_tiny_network(tmp_path_factory.mktemp("tiny-guide"), seed=1), guidance=2.0)
     return folder
 
 

@@ -44,11 +44,30 @@ def test_json_report_and_png(raccoon, workdir):
         "date": "2024-01-02", "zone": "UTC",
         "seed": DayRecord.of(datetime.date(2024, 1, 2), [SHA_A, SHA_B]).seed().hex(),
         "commits": 2, "source": "list", "incomplete": False, "on_error": "fail", "fallback": None,
-        "output": str(workdir / "r.png"), "gif": None, "size": 256, "steps": 50, "backend": "onnx",
+        "output": str(workdir / "r.png"), "gif": None, "size": 256, "steps": 50, "backend": "onnx", "guidance": 1.0,
     }
     with Image.open(workdir / "r.png") as picture:
         assert picture.size == (256, 256) and picture.mode == "RGB"
         assert picture.text == {"raccoon:date": "2024-01-02", "raccoon:seed": report["seed"]}
+
+
+def test_guidance_defaults_to_the_weights_own_and_can_be_turned_off(raccoon, workdir, guided_weights):
+    reports, pictures = [], []
+    for extra in ((), ("--guidance", "1"), ("--guidance", "2")):
+        out = workdir / f"r{len(reports)}.png"
+        run = paint_list(raccoon, out, SHA_A, extra=("--weights", guided_weights, "--steps", 5, *extra))
+        assert run.code == 0, run.err
+        reports.append(json.loads(run.out)["guidance"])
+        pictures.append(out.read_bytes())
+    assert reports == [2.0, 1.0, 2.0]
+    assert pictures[0] == pictures[2] != pictures[1]
+
+
+@pytest.mark.usefixtures("tiny_model")
+def test_guidance_without_a_guide_is_one_line(raccoon, workdir):
+    run = paint_list(raccoon, workdir / "r.png", SHA_A, extra=("--guidance", "2"))
+    assert run.code == 2 and run.err.count("\n") == 1 and "ship no guide network" in run.err
+    assert os.listdir(workdir) == []
 
 
 @pytest.mark.usefixtures("tiny_model")
@@ -158,6 +177,8 @@ BAD_INPUTS = {
     "no steps": (["--steps", "0"], "between 1 and 1000"),
     "too many steps": (["--steps", "1001"], "between 1 and 1000"),
     "unknown backend": (["--backend", "tensorflow"], "invalid choice"),
+    "guidance below 1": (["--guidance", "0.5"], "between 1 (no guidance) and 10"),
+    "guidance not a number": (["--guidance", "strong"], "not a number"),
     "unknown flag": (["--colour", "red"], "unrecognized arguments"),
     "missing directory": (["--out", "{tmp}/missing/r.png"], "does not exist"),
     "out is a directory": (["--out", "{tmp}"], "is a directory"),

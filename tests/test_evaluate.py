@@ -137,9 +137,9 @@ def test_eval_writes_grid_pairs_and_metrics(tiny_weights, photos, tmp_path, racc
                   "--batch", 4, "--threads", 1, "--out", out)
     assert run.code == 0, run.err
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"data", "real_crops", "weights", "training_steps", "backend", "steps", "samples",
-                            "feature_net", "kid", "memorization", "seconds"}
-    assert (metrics["real_crops"], metrics["training_steps"], metrics["samples"]) == (12, 7, 10)
+    assert set(metrics) == {"data", "real_crops", "weights", "training_steps", "backend", "guidance", "steps",
+                            "samples", "feature_net", "kid", "memorization", "seconds"}
+    assert (metrics["real_crops"], metrics["training_steps"], metrics["samples"], metrics["guidance"]) == (12, 7, 10, 1)
     assert set(metrics["kid"]) == {"mean", "std", "subsets"} and np.isfinite(metrics["kid"]["mean"])
     memo = metrics["memorization"]
     assert set(memo) == {"pixel_rmse_threshold", "feature_cosine_threshold", "near_copies", "closest_in_pixels",
@@ -170,12 +170,13 @@ def test_sanity_separates_real_from_noise_and_flags_copies(photos, tmp_path, rac
     assert not (out / "grid.png").exists()
 
 
-@pytest.mark.parametrize("problem", ["no photos", "no weights", "too few samples", "too few photos"])
+@pytest.mark.parametrize("problem", ["no photos", "no weights", "too few samples", "too few photos", "guidance below 1"])
 def test_bad_input_is_one_line_and_exit_2(tiny_weights, photos, tmp_path, raccoon, problem):
     args = {"no photos": ["--data", tmp_path / "empty", "--weights", tiny_weights],
             "no weights": ["--data", photos, "--weights", tmp_path / "nowhere"],
             "too few samples": ["--data", photos, "--weights", tiny_weights, "--samples", 3],
-            "too few photos": ["--data", tmp_path / "two", "--sanity"]}[problem]
+            "too few photos": ["--data", tmp_path / "two", "--sanity"],
+            "guidance below 1": ["--data", photos, "--weights", tiny_weights, "--guidance", 0.5]}[problem]
     (tmp_path / "empty").mkdir()
     (tmp_path / "two").mkdir()
     for i in range(2):

@@ -84,11 +84,11 @@ def test_session_avoids_what_follows_the_machine(weights, tiny_weights):
 
 
 @pytest.mark.skipif(not shutil.which("qemu-x86_64"), reason="qemu-user is not installed")
-def test_avx2_only_cpu_paints_the_same_png(tiny_weights):
-    """The whole painter (noise, NumPy, ONNX Runtime, PNG) on an emulated AVX2-only CPU against this one."""
+def test_avx2_only_cpu_paints_the_same_png(guided_weights):
+    """The whole painter (noise, NumPy, ONNX Runtime, autoguidance, PNG) on an emulated AVX2-only CPU against this one."""
     steps = 4  # emulation is some 400x slower; every op of the network still runs at every step
-    emulated, seen = painted(tiny_weights, steps, emulate=AVX2_CPU)
+    emulated, seen = painted(guided_weights, steps, emulate=AVX2_CPU)
     assert seen.startswith("avx512f False avx2 True")
-    native, seen_here = painted(tiny_weights, steps)
+    native, seen_here = painted(guided_weights, steps)
     assert seen.split()[-1] == seen_here.split()[-1], "the network's outputs differ in their last bits"
     assert emulated == native

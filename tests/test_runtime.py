@@ -4,21 +4,25 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY_UNET
+from conftest import TINY_UNET, copy_weights, save_tiny_network
 
 from raccoon.day import DayRecord
 from raccoon.diffusion import Schedule
 from raccoon.model import UNet, UNetConfig
 from raccoon.runtime import (
     GRAPH_FILE,
+    GUIDE_FILE,
     WEIGHTS_FILE,
     OnnxDenoiser,
     TorchDenoiser,
     WeightsError,
+    attach_guide,
     default_weights_dir,
+    load_denoiser,
     load_weights,
     paint,
     read_safetensors,
+    save_pretrained,
     write_safetensors,
 )
 
@@ -74,14 +78,7 @@ def test_same_seed_same_image_other_seed_other_image(tiny_weights):
     assert not np.array_equal(first, paint(other, steps=5, weights=tiny_weights))
 
 
-def copy_weights(src, dst):
-    dst.mkdir()
-    for f in src.iterdir():
-        (dst / f.name).write_bytes(f.read_bytes())
-    return dst
-
-
-@pytest.mark.parametrize("damage", ["truncate", "flip", "missing", "config"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "missing", "config", "guide entry"])
 def test_damaged_weights_fail_with_one_clear_line(tiny_weights, tmp_path, damage):
     folder = copy_weights(tiny_weights, tmp_path / "w")
     target = folder / WEIGHTS_FILE
@@ -94,8 +91,11 @@ def test_damaged_weights_fail_with_one_clear_line(tiny_weights, tmp_path, damage
     elif damage == "missing":
         target = folder / GRAPH_FILE
         target.unlink()
-    else:
+    elif damage == "config":
         (folder / "config.json").write_text("{not json")
+    else:
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, "guide": {"weight": 2}}))
     backends = (OnnxDenoiser,) if damage == "missing" else (OnnxDenoiser, TorchDenoiser.load)  # torch needs no graph
     for backend in backends:
         with pytest.raises(WeightsError) as error:
@@ -111,13 +111,89 @@ def test_tampered_graph_is_refused(tiny_weights, tmp_path):
         OnnxDenoiser(folder)
 
 
+def test_guided_output_steps_past_the_network_away_from_its_guide(guided_weights):
+    network, guide = OnnxDenoiser(guided_weights), OnnxDenoiser(guided_weights, parameters=GUIDE_FILE)
+    guided = load_denoiser(guided_weights)
+    assert guided.guidance == 2.0 and load_denoiser(guided_weights, guidance=3).guidance == 3
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    for t in (0, 500, 999):
+        a, b = network(x, t), guide(x, t)
+        assert np.abs(a - b).max() > 0.1
+        np.testing.assert_allclose(guided(x, t), 2 * a - b, atol=1e-5)
+
+
+def test_guidance_1_paints_the_network_alone_without_reading_the_guide(guided_weights, tiny_weights, tmp_path):
+    seed = b"\x05" * 32
+    alone = paint(seed, steps=5, weights=tiny_weights)
+    assert not np.array_equal(paint(seed, steps=5, weights=guided_weights), alone)
+    folder = copy_weights(guided_weights, tmp_path / "w")
+    (folder / GUIDE_FILE).unlink()
+    assert np.array_equal(paint(seed, steps=5, weights=folder, guidance=1), alone)
+    with pytest.raises(WeightsError, match=f"{GUIDE_FILE} is missing"):
+        paint(seed, steps=5, weights=folder)
+
+
+def test_backends_paint_the_same_guided_raccoon(guided_weights):
+    seed = b"\x06" * 32
+    a = paint(seed, steps=10, weights=guided_weights)
+    b = paint(seed, steps=10, backend="torch", weights=guided_weights)
+    assert np.abs(a.astype(int) - b).max() <= 1
+
+
+def test_guide_is_hashed_and_recorded(guided_weights, tmp_path):
+    config, _ = load_weights(guided_weights, parameters=GUIDE_FILE)
+    assert config["guide"] == {"guidance": 2.0, "training": {"steps": 0}}
+    folder = copy_weights(guided_weights, tmp_path / "w")
+    data = bytearray((folder / GUIDE_FILE).read_bytes())
+    data[-10] ^= 0xFF
+    (folder / GUIDE_FILE).write_bytes(bytes(data))
+    for backend in ("onnx", "torch"):
+        with pytest.raises(WeightsError, match="SHA-256"):
+            load_denoiser(folder, backend)
+
+
+def test_export_ships_a_guide_or_says_why_not_in_one_line(tiny_weights, tmp_path, capsys):
+    from raccoon import export
+
+    folder, guide = copy_weights(tiny_weights, tmp_path / "w"), save_tiny_network(tmp_path / "guide", seed=1)
+    assert export.main(["--weights", str(folder), "--guide", str(guide), "--guidance", "3"]) == 0
+    assert (folder / GUIDE_FILE).read_bytes() == (guide / WEIGHTS_FILE).read_bytes()
+    assert load_denoiser(folder).guidance == 3
+    _, state = load_weights(tiny_weights)
+    save_pretrained(tmp_path / "linear", state, TINY_UNET.to_dict(), Schedule("linear", "epsilon"), {"steps": 0})
+    capsys.readouterr()
+    assert export.main(["--weights", str(folder), "--guide", str(tmp_path / "linear")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("raccoon export: error: ") and err.count("\n") == 1 and "not the same network" in err
+
+
+def test_guidance_needs_a_guide(tiny_weights):
+    with pytest.raises(WeightsError, match="no guide"):
+        load_denoiser(tiny_weights, guidance=2)
+
+
+def test_only_the_same_network_with_the_same_schedule_can_guide(tiny_weights, tmp_path):
+    folder = copy_weights(tiny_weights, tmp_path / "w")
+    other_schedule = tmp_path / "linear"
+    _, state = load_weights(tiny_weights)
+    save_pretrained(other_schedule, state, TINY_UNET.to_dict(), Schedule("linear", "epsilon"), {"steps": 0})
+    smaller = tmp_path / "smaller"
+    small = UNetConfig(channels=(16, 16, 32, 32), head_channels=16, groups=8, dropout=0.0)
+    save_pretrained(smaller, {k: v.numpy() for k, v in UNet(small).state_dict().items()}, small.to_dict(),
+                    Schedule("cosine", "v"), {"steps": 0})
+    for guide in (other_schedule, smaller):
+        with pytest.raises(WeightsError, match="not the same network and schedule"):
+            attach_guide(folder, guide, 2.0)
+    assert not (folder / GUIDE_FILE).exists()
+
+
 def test_shipped_weights_are_intact_and_paint():
     """The committed weights: hashes match, and both backends paint the same raccoon from them."""
     folder = default_weights_dir()
     if not (folder / "config.json").exists():
         pytest.skip("no shipped weights in this checkout")
-    config, state = load_weights(folder, need=(WEIGHTS_FILE, GRAPH_FILE))
-    assert config["training"]["steps"] > 0
+    config, state = load_weights(folder, need=(GRAPH_FILE, GUIDE_FILE))
+    assert config["training"]["steps"] > config["guide"]["training"]["steps"] > 0
     assert sum(v.size for v in state.values()) == sum(p.numel() for p in UNet(UNetConfig.from_dict(config["model"])).parameters())
     seed = b"\x07" * 32
     a = paint(seed, steps=10, weights=folder)
