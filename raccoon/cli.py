@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"denoising steps, {MIN_STEPS}..{MAX_STEPS} (default: %(default)s)")
     paint.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="model runtime (default: onnx)")
     paint.add_argument("--guidance", type=guidance_weight, metavar="W",
-                       help="autoguidance by the weights' guide network, 1 for none (twice as fast, plainer "
+                       help="autoguidance by the weights' guide network, 1 for none (1.7x faster, plainer "
                             "raccoons) to 10 (default: the weights' own)")
     paint.add_argument("--weights", type=Path, metavar="DIR", help="trained weights (default: the packaged ones)")
     paint.add_argument("--gif", type=Path, metavar="PATH", help="also write the denoising, step by step, as a GIF")
