@@ -28,7 +28,7 @@ from tqdm import tqdm
 from raccoon.cli import CliError, Parser, guidance_weight
 from raccoon.data import load_crops
 from raccoon.render import write_atomically
-from raccoon.runtime import BACKENDS, WeightsError, default_weights_dir, load_denoiser, load_weights, sample
+from raccoon.runtime import BACKENDS, WeightsError, default_weights_dir, load_denoiser, read_config, sample
 from raccoon.train import grid_seeds, image_grid
 
 FEATURE_NET = "efficientnet-lite0"
@@ -312,7 +312,7 @@ def main(argv=None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         feature_net()
         if not args.sanity:  # a bad weights folder fails here, before any slow work
-            config, _ = load_weights(weights)
+            config = read_config(weights)
             denoiser = load_denoiser(weights, args.backend, args.threads, args.guidance)
         reals = load_crops(args.data, progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo"))
         if len(reals) < MIN_CROPS:

@@ -152,6 +152,13 @@ def test_guide_is_hashed_and_recorded(guided_weights, tmp_path):
             load_denoiser(folder, backend)
 
 
+def save_with_linear_schedule(source, folder):
+    """`source`'s network under another schedule: linear betas, epsilon prediction."""
+    _, state = load_weights(source)
+    save_pretrained(folder, state, TINY_UNET.to_dict(), Schedule("linear", "epsilon"), {"steps": 0})
+    return folder
+
+
 def test_export_ships_a_guide_or_says_why_not_in_one_line(tiny_weights, tmp_path, capsys):
     from raccoon import export
 
@@ -159,10 +166,9 @@ def test_export_ships_a_guide_or_says_why_not_in_one_line(tiny_weights, tmp_path
     assert export.main(["--weights", str(folder), "--guide", str(guide), "--guidance", "3"]) == 0
     assert (folder / GUIDE_FILE).read_bytes() == (guide / WEIGHTS_FILE).read_bytes()
     assert load_denoiser(folder).guidance == 3
-    _, state = load_weights(tiny_weights)
-    save_pretrained(tmp_path / "linear", state, TINY_UNET.to_dict(), Schedule("linear", "epsilon"), {"steps": 0})
+    linear = save_with_linear_schedule(tiny_weights, tmp_path / "linear")
     capsys.readouterr()
-    assert export.main(["--weights", str(folder), "--guide", str(tmp_path / "linear")]) == 2
+    assert export.main(["--weights", str(folder), "--guide", str(linear)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("raccoon export: error: ") and err.count("\n") == 1 and "not the same network" in err
 
@@ -174,9 +180,7 @@ def test_guidance_needs_a_guide(tiny_weights):
 
 def test_only_the_same_network_with_the_same_schedule_can_guide(tiny_weights, tmp_path):
     folder = copy_weights(tiny_weights, tmp_path / "w")
-    other_schedule = tmp_path / "linear"
-    _, state = load_weights(tiny_weights)
-    save_pretrained(other_schedule, state, TINY_UNET.to_dict(), Schedule("linear", "epsilon"), {"steps": 0})
+    other_schedule = save_with_linear_schedule(tiny_weights, tmp_path / "linear")
     smaller = tmp_path / "smaller"
     small = UNetConfig(channels=(16, 16, 32, 32), head_channels=16, groups=8, dropout=0.0)
     save_pretrained(smaller, {k: v.numpy() for k, v in UNet(small).state_dict().items()}, small.to_dict(),
