@@ -35,6 +35,10 @@ class Schedule:
             betas = np.clip(1 - f[1:] / f[:-1], 0, 0.999)
         return np.cumprod(1 - betas)
 
+    def noise_level(self, t: int) -> float:
+        """sigma = noise / signal at step t (EDM's noise level): the schedule-free scale of how noisy x_t is."""
+        return float(np.sqrt((1 - self.alphas_cumprod[t]) / self.alphas_cumprod[t]))
+
     def predict_x0(self, output: np.ndarray, x: np.ndarray, t: int) -> np.ndarray:
         """The clean image implied by the network's output at step t."""
         a = np.sqrt(self.alphas_cumprod[t])

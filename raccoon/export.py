@@ -1,6 +1,6 @@
 """Export a weights folder's network to ONNX, its parameters left out of the graph.
 
-    raccoon export [--weights weights/] [--guide DIR --guidance W]
+    raccoon export [--weights weights/] [--guide DIR --guidance W --noise-levels LOW HIGH]
 
 The graph keeps each parameter's name, shape and type, marked as external data; at load time
 runtime.OnnxDenoiser supplies the values from model.safetensors. So the folder ships one copy of
@@ -21,7 +21,15 @@ from onnx.external_data_helper import set_external_data
 from tqdm import tqdm
 
 from raccoon.cli import guidance_weight
-from raccoon.runtime import GRAPH_FILE, TorchDenoiser, WeightsError, attach_guide, default_weights_dir, record_file
+from raccoon.runtime import (
+    GRAPH_FILE,
+    GUIDED_NOISE_LEVELS,
+    TorchDenoiser,
+    WeightsError,
+    attach_guide,
+    default_weights_dir,
+    record_file,
+)
 
 EXTERNAL_LOCATION = "supplied-at-load-time-from-model.safetensors"
 OPSET = 17
@@ -63,12 +71,17 @@ def main(argv=None) -> int:
                    help="weights folder of a less trained version of the same network, shipped as the guide")
     p.add_argument("--guidance", type=guidance_weight, default=2.0, metavar="W",
                    help="the painter's default guidance with --guide (default: %(default)s)")
+    p.add_argument("--noise-levels", type=float, nargs=2, default=GUIDED_NOISE_LEVELS, metavar=("LOW", "HIGH"),
+                   help="with --guide, steer only where the noise level sigma lies in (LOW, HIGH] "
+                        "(default: %(default)s)")
     args = p.parse_args(argv)
     weights = args.weights or default_weights_dir()
     try:
         if args.guide:
-            attach_guide(weights, args.guide, args.guidance)
-            print(f"shipped {args.guide} as the guide of {weights}, guidance {args.guidance:g}")
+            attach_guide(weights, args.guide, args.guidance, args.noise_levels)
+            low, high = args.noise_levels
+            print(f"shipped {args.guide} as the guide of {weights}, guidance {args.guidance:g} "
+                  f"at noise levels ({low:g}, {high:g}]")
         path = export(weights)
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
     except WeightsError as error:

@@ -12,6 +12,7 @@ from raccoon.model import UNet, UNetConfig
 from raccoon.runtime import (
     GRAPH_FILE,
     GUIDE_FILE,
+    GUIDED_NOISE_LEVELS,
     WEIGHTS_FILE,
     OnnxDenoiser,
     TorchDenoiser,
@@ -115,11 +116,26 @@ def test_guided_output_steps_past_the_network_away_from_its_guide(guided_weights
     network, guide = OnnxDenoiser(guided_weights), OnnxDenoiser(guided_weights, parameters=GUIDE_FILE)
     guided = load_denoiser(guided_weights)
     assert guided.guidance == 2.0 and load_denoiser(guided_weights, guidance=3).guidance == 3
+    assert guided.noise_levels == GUIDED_NOISE_LEVELS
     x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
-    for t in (0, 500, 999):
+    low, high = GUIDED_NOISE_LEVELS
+    for t, steered in ((0, False), (300, True), (500, True), (800, True), (999, False)):
+        assert (low < network.schedule.noise_level(t) <= high) == steered
         a, b = network(x, t), guide(x, t)
         assert np.abs(a - b).max() > 0.1
-        np.testing.assert_allclose(guided(x, t), 2 * a - b, atol=1e-5)
+        np.testing.assert_allclose(guided(x, t), 2 * a - b if steered else a, atol=1e-5)
+
+
+def test_guided_noise_levels_are_recorded_and_checked(tiny_weights, tmp_path):
+    folder, guide = copy_weights(tiny_weights, tmp_path / "w"), save_tiny_network(tmp_path / "guide", seed=1)
+    with pytest.raises(WeightsError, match="0 <= LOW < HIGH"):
+        attach_guide(folder, guide, 2.0, noise_levels=(5.0, 1.0))
+    assert not (folder / GUIDE_FILE).exists()
+    attach_guide(folder, guide, 2.0, noise_levels=(0.0, 1e9))  # every step
+    x = np.random.default_rng(1).standard_normal((1, 3, 64, 64)).astype(np.float32)
+    network, guided = OnnxDenoiser(folder), load_denoiser(folder)
+    assert guided.noise_levels == (0.0, 1e9)
+    np.testing.assert_allclose(guided(x, 999), 2 * network(x, 999) - guided.guide(x, 999), atol=1e-5)
 
 
 def test_guidance_1_paints_the_network_alone_without_reading_the_guide(guided_weights, tiny_weights, tmp_path):
@@ -142,7 +158,7 @@ def test_backends_paint_the_same_guided_raccoon(guided_weights):
 
 def test_guide_is_hashed_and_recorded(guided_weights, tmp_path):
     config, _ = load_weights(guided_weights, parameters=GUIDE_FILE)
-    assert config["guide"] == {"guidance": 2.0, "training": {"steps": 0}}
+    assert config["guide"] == {"guidance": 2.0, "noise_levels": list(GUIDED_NOISE_LEVELS), "training": {"steps": 0}}
     folder = copy_weights(guided_weights, tmp_path / "w")
     data = bytearray((folder / GUIDE_FILE).read_bytes())
     data[-10] ^= 0xFF
