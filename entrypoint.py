@@ -2,25 +2,21 @@
 
 GitHub's runner starts the container as root with the repository mounted at /github/workspace, every input
 as INPUT_<NAME> (upper case), and the paths of its command files in GITHUB_OUTPUT and GITHUB_STEP_SUMMARY.
-Painting is `raccoon paint`; this file only translates between it and the runner. It masks the token
-before printing anything, writes nothing outside the workspace, and reports problems as annotations.
+Painting is `raccoon.painting.paint_day`, as for `raccoon paint`; this file only turns inputs into its request
+and its report into outputs. It masks the token before printing anything, writes nothing outside the
+workspace, and reports problems as annotations.
 """
 
-import contextlib
-import io
-import json
+import argparse
 import os
-import re
 import sys
 import uuid
 from pathlib import Path
 
-from raccoon import cli, render
+from raccoon import commits, options, painting
 
 DEFAULT_WORKSPACE = "/github/workspace"
 IN_ACTIONS = os.environ.get("GITHUB_ACTIONS") == "true"
-# Inputs handed to `raccoon paint` as they are, when set; left empty, the CLI's default applies.
-OPTION_OF_INPUT = {"date": "--date", "timezone": "--tz", "size": "--size", "steps": "--steps", "on_error": "--on-error"}
 
 
 class ActionError(Exception):
@@ -91,34 +87,6 @@ def hand_to_workspace_owner(paths: list[Path], workspace: Path) -> None:
         os.chown(path, owner.st_uid, owner.st_gid)
 
 
-def for_action_users(message: str) -> str:
-    """A CLI message in the action's words: `input size:` for `argument --size:`, no pointer to --help."""
-    input_of_option = {option: name for name, option in OPTION_OF_INPUT.items()} | {"--user": "username"}
-    message = re.sub(r"^argument (--[a-z-]+):", lambda m: f"input {input_of_option.get(m[1], m[1])}:", message)
-    message = message.replace("(--on-error date-only)", "(on_error: date-only)")
-    return message.removesuffix(" (see raccoon paint --help)")
-
-
-def paint(argv: list[str], log: Log) -> dict | None:
-    """Run `raccoon paint --json`, its warnings and errors turned into annotations; its report, None if it failed."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        status = cli.main(argv)
-    for line in stderr.getvalue().splitlines():
-        level, _, message = line.removeprefix("raccoon: ").partition(": ")
-        if line.startswith("raccoon: ") and level in ("error", "warning"):
-            log.annotate(level, for_action_users(message))
-        else:
-            print(log.redact(line), file=sys.stderr)
-    return json.loads(stdout.getvalue()) if status == 0 else None
-
-
-def alt_text(report: dict) -> str:
-    commits = report["commits"]
-    found = "the date alone" if report["fallback"] or commits == 0 else f"{commits} commit{'s' * (commits != 1)}"
-    return f"The raccoon of {report['date']}, painted by a tiny diffusion model from {found}"
-
-
 def write_outputs(path: str, outputs: dict[str, str]) -> None:
     """Step outputs in the runner's heredoc form, so any value (newlines included) arrives intact."""
     with open(path, "a", encoding="utf-8") as file:
@@ -127,65 +95,66 @@ def write_outputs(path: str, outputs: dict[str, str]) -> None:
             file.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
 
 
-def summary_markdown(report: dict, outputs: dict[str, str], readme: str) -> str:
-    rows = [("Date", f"{outputs['date']} ({report['zone']})"), ("Seed", f"`{outputs['seed']}`"),
-            ("Commits", f"{outputs['commits']} (source: {report['source']})"), ("Path", f"`{outputs['path']}`")]
-    if readme:
-        rows.append(("README", f"`{readme}`"))
+def summary_markdown(report: painting.DayReport, outputs: dict[str, str]) -> str:
+    rows = [("Date", f"{report.date} ({report.zone})"), ("Seed", f"`{report.seed}`"),
+            ("Commits", f"{report.commits} (source: {report.source})"), ("Path", f"`{outputs['path']}`")]
+    if report.readme:
+        rows.append(("README", f"`{outputs['readme']}`"))
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
-    return f"### Raccoon of {outputs['date']}\n\n| | |\n| --- | --- |\n{table}\n\n"
+    return f"### Raccoon of {report.date}\n\n| | |\n| --- | --- |\n{table}\n\n"
+
+
+def parsed_input(name: str, parse, default: str = ""):
+    """An input read with the CLI's own parser for that value (None when empty), its complaint in the input's name."""
+    text = read_input(name, default)
+    try:
+        return parse(text) if text else None
+    except argparse.ArgumentTypeError as error:
+        raise ActionError(f"input {name}: {error}") from None
+
+
+def day_request(workspace: Path) -> painting.DayRequest:
+    """The Action's inputs as a painting request: always GitHub's commit search, paths inside the workspace."""
+    output = inside_workspace(workspace, read_input("output", "raccoon.png"), "output")
+    readme_input = read_input("readme")
+    readme = inside_workspace(workspace, readme_input, "readme") if readme_input else None
+    if readme is not None and not readme.is_file():
+        raise ActionError(f"readme: {readme_input!r} is not a file in the workspace")
+    username = parsed_input("username", options.login, os.environ.get("GITHUB_REPOSITORY_OWNER", ""))
+    if not username:
+        raise ActionError("username: give the GitHub login whose commits to paint")
+    return painting.DayRequest(
+        date=parsed_input("date", options.day), zone=parsed_input("timezone", options.zone, "UTC"),
+        source="github", user=username, api_url=os.environ.get("GITHUB_API_URL") or commits.PUBLIC_API_URL,
+        on_error=parsed_input("on_error", options.one_of(painting.ON_ERROR), "fail"), out=output,
+        size=parsed_input("size", options.size, "256"), readme=readme, steps=parsed_input("steps", options.steps, "50"))
 
 
 def run(log: Log) -> int:
     workspace = workspace_dir()
-    output = inside_workspace(workspace, read_input("output", "raccoon.png"), "output")
-    readme_input = read_input("readme")
-    readme = inside_workspace(workspace, readme_input, "readme") if readme_input else None
-    if readme is not None:
-        if not readme.is_file():
-            raise ActionError(f"readme: {readme_input!r} is not a file in the workspace")
-        try:
-            render.read_readme(readme)
-        except render.ReadmeError as error:
-            raise ActionError(f"readme: {error}") from None
-    username = read_input("username", os.environ.get("GITHUB_REPOSITORY_OWNER", ""))
-    if not username:
-        raise ActionError("username: give the GitHub login whose commits to paint")
-
-    argv = ["paint", "--json", "--source", "github", "--user", username, "--out", str(output)]
-    for name, option in OPTION_OF_INPUT.items():
-        if read_input(name):
-            argv += [option, read_input(name)]
-    created = make_parents(output, workspace)
+    request = day_request(workspace)
+    created = make_parents(request.out, workspace)
     try:
-        report = paint(argv, log)
+        report = painting.paint_day(request)
+    except painting.PaintError as error:
+        raise ActionError(str(error)) from None
     finally:
         for directory in reversed(created):  # a failed paint leaves the workspace as it found it
             if not any(directory.iterdir()):
                 directory.rmdir()
-    if report is None:
-        return 2
-    written = [*created, output]
+    for warning in report.warnings:
+        log.annotate("warning", warning)
+    hand_to_workspace_owner([*created, request.out, *([request.readme] if report.readme_changed else [])], workspace)
 
-    alt = alt_text(report)
-    if readme is not None:
-        image_src = Path(os.path.relpath(output, readme.parent)).as_posix()
-        try:
-            if render.update_readme(readme, image_src, alt):
-                written.append(readme)
-        except render.ReadmeError as error:
-            raise ActionError(f"readme: {error}") from None
-    hand_to_workspace_owner(written, workspace)
-
-    outputs = {"path": output.relative_to(workspace).as_posix(), "seed": report["seed"],
-               "commits": str(report["commits"]), "date": report["date"], "alt": alt}
+    outputs = {"path": request.out.relative_to(workspace).as_posix(), "seed": report.seed,
+               "commits": str(report.commits), "date": report.date, "alt": report.alt}
     if os.environ.get("GITHUB_OUTPUT"):
         write_outputs(os.environ["GITHUB_OUTPUT"], outputs)
     if os.environ.get("GITHUB_STEP_SUMMARY"):
+        readme = {"readme": request.readme.relative_to(workspace).as_posix()} if request.readme else {}
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as summary:
-            summary.write(summary_markdown(report, outputs, readme_input))
-    log.info(f"Painted {outputs['path']}: the raccoon of {outputs['date']}, {outputs['commits']} commits, "
-             f"seed {outputs['seed']}")
+            summary.write(summary_markdown(report, outputs | readme))
+    log.info(f"Painted {outputs['path']}: the raccoon of {report.date}, {report.commits} commits, seed {report.seed}")
     return 0
 
 

@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from raccoon.render import png_bytes
-from raccoon.runtime import BACKENDS, IMAGE_SHAPE, OnnxDenoiser, paint, sample
+from raccoon.backends import BACKENDS, OnnxDenoiser
+from raccoon.painting import IMAGE_SHAPE, Painter, sample
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COUNTS = (1, 2, 4)  # CPUs a process may use, and ONNX Runtime threads
@@ -68,9 +69,9 @@ def thread_counts(weights: Path, seeds: list[bytes], steps: int) -> dict:
     """Each seed painted with each number of ONNX Runtime threads: which counts paint what 1 thread paints?"""
     same = {n: True for n in COUNTS}
     for seed in seeds:
-        one = png_digest(paint(seed, steps=steps, weights=weights, threads=1))
+        one = png_digest(Painter.load(weights, threads=1).paint([seed], steps)[0])
         for n in COUNTS:
-            same[n] &= png_digest(paint(seed, steps=steps, weights=weights, threads=n)) == one
+            same[n] &= png_digest(Painter.load(weights, threads=n).paint([seed], steps)[0]) == one
     return {"seeds": len(seeds), "same_as_1_thread": {str(n): same[n] for n in COUNTS}}
 
 
@@ -255,7 +256,7 @@ def main(argv: list[str]) -> int:
         np.save(out, np.stack([denoiser(x, int(t)) for x, t in zip(inputs["x"], inputs["t"])]))
     else:
         seed, steps, out = bytes.fromhex(rest[0]), int(rest[1]), rest[2]
-        np.save(out, paint(seed, steps=steps, backend=backend, weights=Path(weights)))
+        np.save(out, Painter.load(Path(weights), backend).paint([seed], steps)[0])
     return 0
 
 

@@ -59,7 +59,7 @@ def targets(results: dict) -> list[str]:
 
 
 def main(argv=None) -> int:
-    from raccoon.runtime import default_weights_dir, load_weights
+    from raccoon.pretrained import default_weights_dir, load_weights
 
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", type=Path, default=None, help="weights folder (default: the shipped weights)")

@@ -11,7 +11,7 @@ import numpy as np
 
 from raccoon.data import load_crops
 from raccoon.evaluate import draw_samples, features, kid
-from raccoon.runtime import load_denoiser
+from raccoon.painting import Painter
 from raccoon.train import grid_seeds
 
 STEPS = (50, 25, 10)
@@ -27,9 +27,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def run(weights: Path, data: Path | None, samples: int = 128, batch: int = 16) -> dict:
     """PSNR of every seed against its 50-step image; KID against the real crops when `data` is given."""
-    denoiser = load_denoiser(weights)  # as the painter paints: with the weights' own guidance
+    painter = Painter.load(weights)  # as `raccoon paint` paints: with the weights' own guidance
     seeds = grid_seeds(samples)
-    images = {steps: draw_samples(denoiser, seeds, steps, batch) for steps in STEPS}
+    images = {steps: draw_samples(painter, seeds, steps, batch) for steps in STEPS}
     real = features(load_crops(data)) if data else None
     result = {"samples": samples, "data": str(data) if data else None}
     for steps in STEPS:

@@ -29,11 +29,12 @@ class Trainer:
         self.batch = (torch.rand(batch, 3, config.image_size, config.image_size) * 2 - 1).contiguous(
             memory_format=memory_format)
         self.schedule = Schedule()
-        self.alphas_cumprod = torch.tensor(self.schedule.alphas_cumprod, dtype=torch.float32)
         self.bf16 = bf16
 
     def step(self) -> None:
-        optimizer_step(self.net, self.optimizer, self.batch, self.schedule, self.alphas_cumprod, 0.0, bf16=self.bf16)
+        t = torch.randint(0, self.schedule.train_steps, (len(self.batch),))
+        noise = torch.randn_like(self.batch)
+        optimizer_step(self.net, self.optimizer, self.schedule, self.batch, t, noise, 0.0, bf16=self.bf16)
 
 
 def run(config: UNetConfig, batch: int = 32, rounds: int = 3, steps_per_round: int = 3, warmup: int = 2) -> dict:

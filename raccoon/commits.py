@@ -1,31 +1,40 @@
-"""Where a day's commits come from: the local git history, a list, GitHub's commit search, or nowhere.
+"""Where the commits of a day, or of a range of days, come from: the local git history, a list, GitHub's commit
+search, or nowhere.
 
 A day is [local midnight, next local midnight) in an IANA zone, so it lasts 23 or 25 hours when the
-clocks change. Every source answers with SHAs; `DayRecord` normalises them. Every failure is a
-`SourceError` whose text is the one line the user sees, and that text never contains a token.
+clocks change. A range is read at once (one git log, one search) and its commits bucketed into its days; a single
+day is the one-day range. Every failure is a `SourceError` whose text is the one line the user sees, and that text
+never contains a token.
 """
 
+import bisect
+import dataclasses
 import datetime
+import json
 import logging
 import math
 import os
 import subprocess
 import sys
 import time
+import traceback
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from raccoon.day import SHA_PATTERN
+from raccoon.day import NOT_A_SHA, SHA_PATTERN
 
 SOURCES = ("auto", "git", "list", "github", "none")
 PUBLIC_API_URL = "https://api.github.com"
 SEARCH_PAGE_SIZE = 100  # the most GitHub's search returns per page
+SEARCH_CAP = 1000  # GitHub's search lists the first 1000 results it matches, no more
+INTEGRATION_REFUSAL = "Resource not accessible by integration"  # GitHub's 403 to a token it will not let search
+TOKEN_REFUSED = f"GitHub refused the commit search to this token (403 {INTEGRATION_REFUSAL})"
 
 
 class SourceError(Exception):
-    """The day's commits could not be read; str() is the one-line message for the user."""
+    """The commits could not be read; str() is the one-line message for the user."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,15 @@ class DayCommits:
     source: str  # the source that answered: git, list, github or none
     shas: tuple[str, ...]
     incomplete: str = ""  # why GitHub's answer may miss commits; empty when it is complete
+    warnings: tuple[str, ...] = ()  # one line each, for the caller to show: how the source got its answer
+
+
+@dataclass(frozen=True)
+class RangeCommits:
+    source: str  # the source that answered: git, list, github or none
+    days: dict[datetime.date, tuple[str, ...]]  # every day of the range in order, each with its sorted unique SHAs
+    incomplete: str = ""  # why GitHub's answer may miss commits; empty when it is complete
+    warnings: tuple[str, ...] = ()  # one line each, for the caller to show: how the source got its answer
 
 
 def day_bounds(date: datetime.date, zone: ZoneInfo) -> tuple[datetime.datetime, datetime.datetime]:
@@ -47,15 +65,35 @@ def day_bounds(date: datetime.date, zone: ZoneInfo) -> tuple[datetime.datetime, 
     return start, end
 
 
+def range_bounds(first: datetime.date, last: datetime.date, zone: ZoneInfo) -> tuple[int, int]:
+    """The days first..last as [start, end) in Unix seconds: first's local midnight to the midnight after last."""
+    return int(day_bounds(first, zone)[0].timestamp()), int(day_bounds(last, zone)[1].timestamp())
+
+
+def bucket_by_day(dated_shas, first: datetime.date, last: datetime.date,
+                  zone: ZoneInfo) -> dict[datetime.date, tuple[str, ...]]:
+    """(Unix timestamp, SHA) pairs grouped by the local day they fall in, for every day first..last in order;
+    pairs outside the range are dropped. A day's own bounds decide, so a DST day holds 23 or 25 hours."""
+    dates = [first + datetime.timedelta(days=n) for n in range((last - first).days + 1)]
+    starts = [day_bounds(date, zone)[0].timestamp() for date in dates]
+    start, end = range_bounds(first, last, zone)
+    days = {date: set() for date in dates}
+    for timestamp, sha in dated_shas:
+        if start <= timestamp < end:  # bisect_right: a day skipped whole (zero hours long) gets nothing
+            days[dates[bisect.bisect_right(starts, timestamp) - 1]].add(sha)
+    return {date: tuple(sorted(shas)) for date, shas in days.items()}
+
+
 def resolve_source(source: str, *, user: str | None = None, commits_file: str | None = None,
-                   author: str | None = None, environ=os.environ, cwd: Path | None = None) -> str:
-    """`auto` becomes list when a commits file is given, github when a login is given or we run in GitHub
-    Actions, git inside a repository that knows whose commits to read (--author or user.email), else none."""
+                   author: str | None = None, cwd: Path | None = None) -> str:
+    """`auto` becomes list when a commits file is given, github when a login is given, git inside a repository
+    that knows whose commits to read (--author or user.email), else none. Running in GitHub Actions changes
+    nothing: without a login, github has no one to search for."""
     if source != "auto":
         return source
     if commits_file is not None:
         return "list"
-    if user or environ.get("GITHUB_ACTIONS"):
+    if user:
         return "github"
     if _git(["rev-parse", "--git-dir"], cwd).returncode == 0 and (author or _git_email(cwd)):
         return "git"
@@ -74,20 +112,43 @@ def collect(
     environ=os.environ,
     cwd: Path | None = None,
 ) -> DayCommits:
-    """The day's commits from `source` (already resolved: not auto)."""
+    """The day's commits from `source` (already resolved: not auto): the one-day range."""
+    found = collect_range(source, date, date, zone, commits_file=commits_file, author=author, user=user,
+                          api_url=api_url, environ=environ, cwd=cwd)
+    return DayCommits(found.source, found.days[date], incomplete=found.incomplete, warnings=found.warnings)
+
+
+def collect_range(
+    source: str,
+    first: datetime.date,
+    last: datetime.date,
+    zone: ZoneInfo,
+    *,
+    commits_file: str | None = None,
+    author: str | None = None,
+    user: str | None = None,
+    api_url: str = PUBLIC_API_URL,
+    environ=os.environ,
+    cwd: Path | None = None,
+) -> RangeCommits:
+    """The commits of every day first..last from `source` (already resolved: not auto), read in one pass."""
+    if last < first:
+        raise ValueError(f"a range of days must not end ({last}) before it starts ({first})")
     if source == "git":
-        return DayCommits("git", tuple(git_commits(date, zone, author=author, cwd=cwd)))
+        return RangeCommits("git", bucket_by_day(git_history(author=author, cwd=cwd), first, last, zone))
     if source == "list":
         if commits_file is None:
             raise SourceError("--source list needs --commits FILE (one SHA per line, - for stdin)")
-        return DayCommits("list", tuple(listed_commits(commits_file)))
+        if first != last:
+            raise SourceError("--source list gives one day's commits; a range of days needs git, github or none")
+        return RangeCommits("list", {first: tuple(sorted(set(listed_commits(commits_file))))})
     if source == "github":
         if not user:
             raise SourceError("--source github needs --user LOGIN (whose commits to paint)")
-        return github_commits(date, zone, user, api_url=api_url, token=environ.get("GITHUB_TOKEN") or None,
+        return github_commits(first, last, zone, user, api_url=api_url, token=environ.get("GITHUB_TOKEN") or None,
                               limits=GitHubLimits.from_env(environ))
     if source == "none":
-        return DayCommits("none", ())
+        return RangeCommits("none", bucket_by_day((), first, last, zone))
     raise SourceError(f"unknown commit source {source!r}: choose one of {', '.join(SOURCES)}")
 
 
@@ -109,10 +170,10 @@ def _git_email(cwd: Path | None) -> str:
     return _git(["config", "user.email"], cwd).stdout.strip()
 
 
-def git_commits(date: datetime.date, zone: ZoneInfo, *, author: str | None = None,
-                cwd: Path | None = None) -> list[str]:
-    """Commits on any branch, tag or remote whose author date falls in the day and whose author email is
-    `author` (default: `git config user.email`), compared case-insensitively. Stashes and notes are not work."""
+def git_history(*, author: str | None = None, cwd: Path | None = None) -> list[tuple[int, str]]:
+    """(author timestamp, SHA) of every commit on any branch, tag or remote whose author email is `author`
+    (default: `git config user.email`), compared case-insensitively, from one `git log`. Stashes and notes
+    are not work."""
     probe = _git(["rev-parse", "--git-dir"], cwd)
     if probe.returncode != 0:
         reason = _first_line(probe.stderr) or "git rev-parse failed"
@@ -127,14 +188,13 @@ def git_commits(date: datetime.date, zone: ZoneInfo, *, author: str | None = Non
                 "--format=%H%x1f%at%x1f%ae"], cwd)
     if log.returncode != 0:
         raise SourceError(f"git log failed: {_first_line(log.stderr) or f'exit code {log.returncode}'}")
-    start, end = (bound.timestamp() for bound in day_bounds(date, zone))
     wanted = author.strip().casefold()
-    shas = set()
+    history = []
     for line in log.stdout.splitlines():
         sha, timestamp, email = line.split("\x1f", 2)
-        if email.casefold() == wanted and start <= int(timestamp) < end:
-            shas.add(sha)
-    return sorted(shas)
+        if email.casefold() == wanted:
+            history.append((int(timestamp), sha))
+    return history
 
 
 # --------------------------------------------------------------------------------------------- list
@@ -153,7 +213,7 @@ def listed_commits(path: str) -> list[str]:
         if not sha:
             continue
         if not SHA_PATTERN.fullmatch(sha):
-            raise SourceError(f"{name}, line {number}: not a 40-character commit SHA: {line.strip()[:60]!r}")
+            raise SourceError(f"{name}, line {number}: {NOT_A_SHA}: {line.strip()[:70]!r}")
         shas.append(sha)
     return shas
 
@@ -189,12 +249,12 @@ class GitHubLimits:
         return cls(**values)
 
 
-def search_query(login: str, date: datetime.date, zone: ZoneInfo) -> str:
-    """`author:LOGIN author-date:START..END`, both ends inclusive, each written with its own UTC offset
-    (they differ on a DST day), as GitHub's search syntax accepts: YYYY-MM-DDTHH:MM:SS+HH:MM."""
-    start, end = day_bounds(date, zone)
-    last_second = datetime.datetime.fromtimestamp(end.timestamp() - 1, zone)
-    first, last = start.isoformat(timespec="seconds"), last_second.isoformat(timespec="seconds")
+def search_query(login: str, start: int, end: int, zone: ZoneInfo) -> str:
+    """`author:LOGIN author-date:FIRST..LAST` for the seconds [start, end) (Unix time): both ends inclusive, each
+    written in `zone` with its own UTC offset (they differ across a DST change), as GitHub's search syntax
+    accepts: YYYY-MM-DDTHH:MM:SS+HH:MM."""
+    first, last = (datetime.datetime.fromtimestamp(second, zone).isoformat(timespec="seconds")
+                   for second in (start, end - 1))
     return f"author:{login} author-date:{first}..{last}"
 
 
@@ -256,25 +316,57 @@ def _bounded_retry(limits: GitHubLimits):
     )
 
 
-def github_commits(date: datetime.date, zone: ZoneInfo, login: str, *, api_url: str = PUBLIC_API_URL,
-                   token: str | None = None, limits: GitHubLimits = GitHubLimits()) -> DayCommits:
-    """Commits authored by `login` during the day, through GitHub's commit search: every page up to the
-    search's own cap of 1000 results, SHAs de-duplicated (a commit shows up once per fork that holds it).
+class _TokenRefused(Exception):
+    """GitHub refused the search to the token, in a way that lets it be made anonymously instead."""
+
+
+def github_commits(first: datetime.date, last: datetime.date, zone: ZoneInfo, login: str, *,
+                   api_url: str = PUBLIC_API_URL, token: str | None = None,
+                   limits: GitHubLimits = GitHubLimits()) -> RangeCommits:
+    """Commits authored by `login` during the days first..last, through one GitHub commit search of the whole
+    range: every page up to the search's own cap of 1000 results, each commit put in the day of its author date,
+    SHAs de-duplicated (a commit shows up once per fork that holds it). A range matching more than the cap is
+    searched in halves, and those in halves, until every part fits.
 
     The search covers default branches only. Without a token the search is anonymous: public repositories only,
-    10 searches a minute.
+    10 searches a minute. A token refused the search with 403 "Resource not accessible by integration" (the
+    Actions GITHUB_TOKEN, in some setups) sees public commits only anyway: the search is made anonymously, with
+    a warning.
     """
     parts = urllib.parse.urlsplit(api_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise SourceError(f"--api-url must be an http(s) URL such as {PUBLIC_API_URL}, got {api_url!r}")
+    api_url = api_url.rstrip("/")
     try:
-        return _search(date, zone, login, api_url.rstrip("/"), token, limits)
+        return _search(first, last, zone, login, api_url, token, limits)
+    except _TokenRefused:
+        return _search_anonymously(first, last, zone, login, api_url, limits)
     except SourceError as error:
         message = str(error)
         raise SourceError(message.replace(token, "***") if token else message) from None
 
 
-def _search(date, zone, login, api_url, token, limits) -> DayCommits:
+def _search_anonymously(first, last, zone, login, api_url, limits) -> RangeCommits:
+    """The search again, without the token GitHub refused: so no message here can hold it."""
+    try:
+        found = _search(first, last, zone, login, api_url, None, limits)
+    except SourceError as error:
+        raise SourceError(f"{TOKEN_REFUSED}, and the anonymous search failed: {error}") from None
+    refused = f"{TOKEN_REFUSED}; searched anonymously (public commits only)"
+    return dataclasses.replace(found, warnings=(refused, *found.warnings))
+
+
+@dataclass
+class _Found:
+    """What the searches of a range found: (author timestamp, SHA) pairs, and why they may fall short."""
+
+    commits: list[tuple[float, str]] = field(default_factory=list)
+    parts: int = 0  # searches whose results were taken: more than one when the range matched more than the cap
+    timed_out: bool = False  # GitHub said a page's results may be incomplete
+    shortfall: str = ""  # a search listed fewer commits than it matched
+
+
+def _search(first, last, zone, login, api_url, token, limits) -> RangeCommits:
     try:
         import github
         import requests
@@ -288,45 +380,96 @@ def _search(date, zone, login, api_url, token, limits) -> DayCommits:
         timeout=limits.timeout,
         per_page=SEARCH_PAGE_SIZE,
         retry=_bounded_retry(limits),
-        seconds_between_requests=None,  # at most 10 sequential GETs: nothing to spread out
+        seconds_between_requests=None,  # one GET at a time; the retry rules wait out rate limits, within `limits`
     )
-    shas, seen, incomplete = set(), 0, False
+    found = _Found()
     try:
-        results = client.search_commits(search_query(login, date, zone))
-        for seen, item in enumerate(results, start=1):
-            if (seen - 1) % SEARCH_PAGE_SIZE == 0:  # a page's first item (GitHub fills all but the last page)
-                incomplete |= bool(results.incomplete_results)
-            sha = item.sha
-            if not isinstance(sha, str) or not SHA_PATTERN.fullmatch(sha.lower()):
-                raise SourceError(f"GitHub API at {api_url} returned a malformed commit SHA: {str(sha)[:60]!r}")
-            shas.add(sha.lower())
-        incomplete |= bool(results.incomplete_results)
-        total = results.totalCount
+        _search_span(client, login, *range_bounds(first, last, zone), zone, api_url, found)
+    except (ValueError, TypeError, AttributeError, KeyError, github.BadAttributeException,
+            github.IncompletableObject) as error:  # first: IncompletableObject is a GithubException too
+        if not _malformed_answer(error):
+            raise
+        raise SourceError(f"GitHub API at {api_url} returned malformed JSON") from None
     except github.GithubException as error:
+        if token and error.status == 403 and _github_message(error) == INTEGRATION_REFUSAL:
+            raise _TokenRefused from None
         raise SourceError(_explain(error, login, api_url, token, limits)) from None
     except requests.exceptions.RequestException as error:
         reason = "timed out" if isinstance(error, requests.exceptions.Timeout) else "connection failed"
         raise SourceError(f"cannot reach the GitHub API at {api_url}: {reason} after {limits.retries} retries") \
             from None
-    except (ValueError, KeyError, TypeError, AttributeError, github.BadAttributeException):
-        # invalid JSON, or JSON not shaped like a search answer
-        raise SourceError(f"GitHub API at {api_url} returned malformed JSON") from None
     finally:
         client.close()
-    if incomplete:
-        reason = "GitHub's search timed out and says its results may be incomplete"
-    elif isinstance(total, int) and total > seen:
-        reason = f"GitHub's search returns at most 1000 results and {total} matched"
-    else:
-        reason = ""
-    return DayCommits("github", tuple(sorted(shas)), incomplete=reason)
+    timed_out = "GitHub's search timed out and says its results may be incomplete" if found.timed_out else ""
+    period = first.isoformat() if first == last else f"{first} to {last}"
+    split = (f"the commits of {period} were more than GitHub's search returns at once ({SEARCH_CAP}); "
+             f"searched in {found.parts} parts")
+    return RangeCommits("github", bucket_by_day(found.commits, first, last, zone),
+                        incomplete=timed_out or found.shortfall, warnings=(split,) if found.parts > 1 else ())
+
+
+def _search_span(client, login: str, start: int, end: int, zone: ZoneInfo, api_url: str, found: _Found) -> None:
+    """Add the commits authored in the seconds [start, end) to `found`: every page of one search or, when the
+    search matches more than GitHub lists, its two halves searched alike. A single second still over the cap is
+    taken as GitHub lists it, and the shortfall noted."""
+    results = client.search_commits(search_query(login, start, end, zone))
+    seen = 0
+    for seen, item in enumerate(results, start=1):
+        if seen == 1 and _matched(results) > SEARCH_CAP and end - start > 1:
+            middle = (start + end) // 2
+            _search_span(client, login, start, middle, zone, api_url, found)
+            _search_span(client, login, middle, end, zone, api_url, found)
+            return
+        if (seen - 1) % SEARCH_PAGE_SIZE == 0:  # a page's first item (GitHub fills all but the last page)
+            found.timed_out |= bool(results.incomplete_results)
+        found.commits.append(_dated_sha(item, api_url))
+    found.parts += 1
+    found.timed_out |= bool(results.incomplete_results)
+    matched = _matched(results)
+    if matched > seen and not found.shortfall:
+        found.shortfall = (f"GitHub's search listed {seen} of the {matched} commits it matched "
+                           f"(it lists at most {SEARCH_CAP} per search)")
+
+
+def _matched(results) -> int:
+    """How many commits the search matched, by GitHub's count; 0 when the answer holds no count."""
+    total = results.totalCount
+    return total if isinstance(total, int) else 0
+
+
+def _dated_sha(item, api_url: str) -> tuple[float, str]:
+    """A search result's author date (Unix time) and lowercase SHA; either one missing or malformed means the
+    answer is not a commit search."""
+    sha = item.sha
+    if not isinstance(sha, str) or not SHA_PATTERN.fullmatch(sha.lower()):
+        raise SourceError(f"GitHub API at {api_url} returned a malformed commit SHA: {str(sha)[:70]!r}")
+    date = getattr(getattr(item.commit, "author", None), "date", None)
+    if not isinstance(date, datetime.datetime) or date.utcoffset() is None:
+        raise SourceError(f"GitHub API at {api_url} returned commit {sha.lower()} without a valid author date")
+    return date.timestamp(), sha.lower()
+
+
+def _malformed_answer(error: Exception) -> bool:
+    """Whether `error` is PyGithub failing on an answer that is not a commit search: invalid JSON, a field
+    missing or of the wrong type, or JSON of another shape, which PyGithub's parsing trips over with built-in
+    errors. The same built-in errors raised in our own code are bugs, and must not pass for GitHub's fault."""
+    import github
+
+    if isinstance(error, (json.JSONDecodeError, github.BadAttributeException, github.IncompletableObject)):
+        return True
+    raised_in = Path(traceback.extract_tb(error.__traceback__)[-1].filename)
+    return raised_in.is_relative_to(Path(github.__file__).parent)
+
+
+def _github_message(error) -> str:
+    """The first line of the message in GitHub's JSON answer to a failed request, else ""."""
+    return _first_line(str(error.data.get("message", "")))[:200] if isinstance(error.data, dict) else ""
 
 
 def _explain(error, login: str, api_url: str, token: str | None, limits: GitHubLimits) -> str:
     """One line for a GitHub API failure, from its status, headers and message: never from the request,
     which holds the token."""
-    status, headers = error.status, error.headers or {}
-    message = _first_line(str(error.data.get("message", "")))[:200] if isinstance(error.data, dict) else ""
+    status, headers, message = error.status, error.headers or {}, _github_message(error)
     if status in (403, 429) and (rate_limit_wait(headers, time.time()) is not None or "rate limit" in message.lower()):
         return (f"GitHub API rate limit reached; it resets at {_reset_time(headers, time.time())} "
                 f"(waits are capped at {limits.max_wait:g}s by RACCOON_GITHUB_MAX_WAIT)")

@@ -73,6 +73,8 @@ def load_crops(root: Path, size: int = 64, context: float = 1.0, progress=None) 
     context > 1 widens each square by that factor around the same centre (room for training's zoom and shift).
     """
     root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no folder {root}")
     photos = find_photos(root)
     if not photos:
         raise FileNotFoundError(f"no photos (jpg, jpeg, png) under {root}")
@@ -82,8 +84,11 @@ def load_crops(root: Path, size: int = 64, context: float = 1.0, progress=None) 
         if digest in seen_bytes:
             continue
         seen_bytes.add(digest)
-        with Image.open(photo) as raw:
-            image = ImageOps.exif_transpose(raw).convert("RGB")  # greyscale and palette photos become RGB
+        try:
+            with Image.open(photo) as raw:
+                image = ImageOps.exif_transpose(raw).convert("RGB")  # greyscale and palette photos become RGB
+        except OSError as error:  # not an image, or a truncated one
+            raise OSError(f"cannot read {photo}: {error}") from None
         image, dx, dy = trim_letterbox(image)
         fingerprint = difference_hash(image)
         if any(bin(fingerprint ^ h).count("1") <= NEAR_DUPLICATE_BITS for h in seen_hashes):

@@ -4,7 +4,11 @@ Record format, version 1 (UTF-8, each line ends with "\\n"):
 
     raccoon-day-record v1
     date YYYY-MM-DD
-    <40-hex commit SHA, lowercase>      one line per commit, sorted, unique
+    <commit SHA, lowercase hex>      one line per commit, sorted, unique
+
+A commit SHA is written in full: 40 hex digits (SHA-1, git's default object format) or 64 (a repository in
+git's SHA-256 object format). One record may hold both kinds, sorted as strings. Accepting 64 digits added
+records without changing any: a record of 40-digit SHAs is the same bytes, and has the same seed, as ever.
 
 The seed is SHA-256 of those bytes. The noise stream is SHA-256 in counter mode
 (block i = SHA-256(seed || i as 8 big-endian bytes)), cut into 64-bit words whose
@@ -24,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 
 RECORD_HEADER = "raccoon-day-record v1"
-SHA_PATTERN = re.compile(r"[0-9a-f]{40}")
+SHA_PATTERN = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1 or SHA-256 object names, lowercase
+NOT_A_SHA = "not a full commit SHA (40 or 64 hex digits)"
 
 
 @dataclass(frozen=True)
@@ -34,12 +39,12 @@ class DayRecord:
 
     @classmethod
     def of(cls, date: datetime.date, shas) -> "DayRecord":
-        """Normalise SHAs (strip, lowercase, de-duplicate, sort); reject anything not a full SHA-1."""
+        """Normalise SHAs (strip, lowercase, de-duplicate, sort); reject anything not a full SHA-1 or SHA-256."""
         clean = set()
         for sha in shas:
             sha = sha.strip().lower()
             if not SHA_PATTERN.fullmatch(sha):
-                raise ValueError(f"not a 40-character commit SHA: {sha[:60]!r}")
+                raise ValueError(f"{NOT_A_SHA}: {sha[:70]!r}")
             clean.add(sha)
         return cls(date, tuple(sorted(clean)))
 

@@ -1,8 +1,10 @@
 """The noise schedule and the DDIM sampler, in NumPy so that painting needs no PyTorch.
 
-The schedule is saved in the weights' config (see runtime.py), so a model is always sampled with
-the schedule it was trained with. The sampler is a plain function: the network comes in as a
-`denoise(x, t)` callable and the starting noise is handed in, so it never draws randomness itself.
+The schedule is saved in the weights' config (see pretrained.py), so a model is always sampled with
+the schedule it was trained with. It owns the forward process (`add_noise`), the network's training
+target, and their inverse (`predict_x0`); the network never sees it. The sampler is a plain function:
+the network comes in as a `denoise(x, t)` callable and the starting noise is handed in, so it never
+draws randomness itself.
 """
 
 from dataclasses import asdict, dataclass
@@ -13,6 +15,13 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Schedule:
+    """A DDPM noise schedule: x_t = sqrt(alpha-bar_t) x0 + sqrt(1 - alpha-bar_t) noise, for t = 0..T-1.
+
+    Its methods take NumPy arrays (painting) or PyTorch tensors (training; this module never imports torch)
+    and compute in their dtype, whatever NumPy's promotion rules: t is one step, or one step per image (an
+    integer array of the images' library, on their device).
+    """
+
     kind: str = "linear"  # "linear" (DDPM's betas 1e-4..0.02) or "cosine" (improved DDPM)
     prediction: str = "epsilon"  # what the network predicts: "epsilon" (the noise) or "v"
     train_steps: int = 1000
@@ -26,7 +35,7 @@ class Schedule:
 
     @cached_property
     def alphas_cumprod(self) -> np.ndarray:
-        """Signal fraction alpha-bar of x_t = sqrt(alpha-bar) x_0 + sqrt(1 - alpha-bar) noise, for t = 0..T-1."""
+        """alpha-bar_t, the fraction of x_t's variance that is signal, for t = 0..T-1."""
         n = self.train_steps
         if self.kind == "linear":
             betas = np.linspace(1e-4, 0.02, n, dtype=np.float64)
@@ -35,15 +44,44 @@ class Schedule:
             betas = np.clip(1 - f[1:] / f[:-1], 0, 0.999)
         return np.cumprod(1 - betas)
 
+    @cached_property
+    def _scale_table(self) -> np.ndarray:
+        """sqrt(alpha-bar) and sqrt(1 - alpha-bar) as two rows, taken in float64 before any cast."""
+        return np.stack([np.sqrt(self.alphas_cumprod), np.sqrt(1 - self.alphas_cumprod)])
+
     def noise_level(self, t: int) -> float:
         """sigma = noise / signal at step t (EDM's noise level): the schedule-free scale of how noisy x_t is."""
         return float(np.sqrt((1 - self.alphas_cumprod[t]) / self.alphas_cumprod[t]))
 
-    def predict_x0(self, output: np.ndarray, x: np.ndarray, t: int) -> np.ndarray:
-        """The clean image implied by the network's output at step t."""
-        a = np.sqrt(self.alphas_cumprod[t])
-        s = np.sqrt(1 - self.alphas_cumprod[t])
+    def scales(self, t, x):
+        """sqrt(alpha-bar_t) and sqrt(1 - alpha-bar_t), x_t's shares of x0 and of the noise, in x's library,
+        dtype and device, shaped to broadcast against x."""
+        table = self._scale_table.astype(x.dtype) if isinstance(x, np.ndarray) else x.new_tensor(self._scale_table)
+        signal, noise = table[:, t].reshape(2, -1, *(1,) * (x.ndim - 1))
+        return signal, noise
+
+    def add_noise(self, x0, noise, t):
+        """x_t: x0 taken to step t by the forward process q(x_t | x0)."""
+        a, s = self.scales(t, x0)
+        return a * x0 + s * noise
+
+    def target(self, x0, noise, t):
+        """What the network learns to output at step t: the noise, or v = sqrt(alpha-bar) noise - sqrt(1 - alpha-bar)
+        x0 (Salimans & Ho, 2022), which stays a well-scaled target at the noisiest steps."""
+        if self.prediction == "epsilon":
+            return noise
+        a, s = self.scales(t, x0)
+        return a * noise - s * x0
+
+    def predict_x0(self, output, x, t):
+        """The clean image implied by the network's output at x_t: the inverse of `add_noise` and `target`."""
+        a, s = self.scales(t, x)
         return (x - s * output) / a if self.prediction == "epsilon" else a * x - s * output
+
+    def predict_noise(self, x0, x, t):
+        """The noise that takes x0 to x_t."""
+        a, s = self.scales(t, x)
+        return (x - a * x0) / s
 
 
 def ddim_timesteps(train_steps: int, steps: int) -> list[int]:
@@ -56,17 +94,20 @@ def ddim_timesteps(train_steps: int, steps: int) -> list[int]:
 def ddim_sample(denoise, noise: np.ndarray, schedule: Schedule, steps: int = 50, on_step=None) -> np.ndarray:
     """Deterministic DDIM (eta = 0) from `noise` to an image in [-1, 1].
 
-    The predicted clean image is clipped to [-1, 1] at each step, which keeps a small model's
-    early mistakes from blowing up. `on_step(i, x0)` sees each step's predicted image (for the GIF).
+    Each step predicts the clean image, then noises it to the next step with the noise that the current x
+    implies. The network sees x in float32; the steps are computed in float64, cast explicitly, so the
+    bytes are the same under NumPy 1 and 2 (whose promotion rules differ for a float32 array times a
+    float64 scalar). The predicted clean image is clipped to [-1, 1] at each step, which keeps a small
+    model's early mistakes from blowing up. `on_step(i, x0)` sees each step's predicted image (for the GIF).
     """
     x = noise.astype(np.float32)
     timesteps = ddim_timesteps(schedule.train_steps, steps)
     for i, t in enumerate(timesteps):
-        x0 = np.clip(schedule.predict_x0(denoise(x, t), x, t), -1, 1)
+        output = denoise(x, t).astype(np.float64)
+        x = x.astype(np.float64)
+        x0 = np.clip(schedule.predict_x0(output, x, t), -1, 1)
         if on_step is not None:
             on_step(i, x0)
         if i + 1 == len(timesteps):
             return x0.astype(np.float32)
-        a_next = schedule.alphas_cumprod[timesteps[i + 1]]
-        eps = (x - np.sqrt(schedule.alphas_cumprod[t]) * x0) / np.sqrt(1 - schedule.alphas_cumprod[t])
-        x = (np.sqrt(a_next) * x0 + np.sqrt(1 - a_next) * eps).astype(np.float32)
+        x = schedule.add_noise(x0, schedule.predict_noise(x0, x, t), timesteps[i + 1]).astype(np.float32)

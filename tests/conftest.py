@@ -38,7 +38,7 @@ def save_tiny_network(folder: Path, seed: int) -> Path:
 
     from raccoon.diffusion import Schedule
     from raccoon.model import UNet
-    from raccoon.runtime import save_pretrained
+    from raccoon.pretrained import save_pretrained
 
     torch.manual_seed(seed)
     net = UNet(TINY_UNET)
@@ -69,7 +69,7 @@ def tiny_weights(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def guided_weights(tmp_path_factory, tiny_weights) -> Path:
     """The tiny network shipping another one as its autoguidance network, at guidance 2."""
-    from raccoon.runtime import attach_guide
+    from raccoon.pretrained import attach_guide
 
     folder = copy_weights(tiny_weights, tmp_path_factory.mktemp("tiny-guided"))
     attach_guide(folder, save_tiny_network(tmp_path_factory.mktemp("tiny-guide"), seed=1), guidance=2.0)

@@ -2,10 +2,13 @@
 
 It answers GET <prefix>/search/commits the way GitHub documents it: `q` holds `author:LOGIN` and
 `author-date:START..END` (ISO 8601 with offsets, both ends inclusive); the answer is JSON
-{"total_count", "incomplete_results", "items"} with `per_page`/`page` and a Link header (next, last,
-first, prev); only the first 1000 results can be paged to; a wrong token gets 401 "Bad credentials" and an
-unknown user 422 "Validation Failed". Tests queue scripted replies (rate limits, server errors, broken JSON)
-that are served, in order, before the real answers.
+{"total_count", "incomplete_results", "items"} with `per_page`/`page` and a Link header (next, last, first,
+prev), each item holding its SHA and `commit.author.date` (the date the commit was registered under, written as
+GitHub writes it); only the first 1000 results can be paged to; a wrong token gets 401 "Bad credentials" and an
+unknown user 422 "Validation Failed". A token the search is refused to, as GitHub refuses it to the Actions
+GITHUB_TOKEN in some setups, gets 403 "Resource not accessible by integration" before anything else. Tests
+queue scripted replies (rate limits, server errors, broken JSON) that are served, in order, before the real
+answers.
 
 Standalone, for the container test of the Action (binds 127.0.0.1 only):
 
@@ -56,9 +59,11 @@ def read_commits_file(path) -> list[FakeCommit]:
 class FakeGitHub:
     """The fake server: `url` is the API base to hand to --api-url (GitHub Enterprise style, /api/v3)."""
 
-    def __init__(self, commits=(), *, token=None, require_token=False, users=(), incomplete=False, port=0):
+    def __init__(self, commits=(), *, token=None, refused_token=None, require_token=False, users=(), incomplete=False,
+                 port=0):
         self.commits = list(commits)
         self.token = token  # a request carrying any other token gets 401
+        self.refused_token = refused_token  # a request carrying it gets 403 "Resource not accessible by integration"
         self.require_token = require_token  # else a request with no token is anonymous, as on github.com
         self.users = set(users)  # logins that exist besides the commits' authors
         self.incomplete = incomplete
@@ -93,9 +98,13 @@ class FakeGitHub:
         parts = urllib.parse.urlsplit(path)
         if not parts.path.endswith("/search/commits"):
             return _json_reply(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+        presented = authorization.split(" ", 1)[1] if authorization and " " in authorization else None
+        if presented is not None and presented == self.refused_token:
+            return _json_reply(403, {"message": "Resource not accessible by integration",
+                                     "documentation_url": "https://docs.github.com/rest/search/search#search-commits",
+                                     "status": "403"})
         if self.scripted:
             return self.scripted.popleft()
-        presented = authorization.split(" ", 1)[1] if authorization and " " in authorization else None
         if (self.token is not None and presented is not None and presented != self.token) or (
             self.require_token and presented is None
         ):
@@ -155,11 +164,17 @@ def _links(parts, host: str, page: int, last: int, per_page: int, query: str) ->
     return ", ".join(links)
 
 
+def github_date(date: datetime.datetime) -> str:
+    """An author date as commit search writes it: milliseconds, and the author's offset, or Z for UTC."""
+    text = date.isoformat(timespec="milliseconds")
+    return text.removesuffix("+00:00") + "Z" if text.endswith("+00:00") else text
+
+
 def _item(commit: FakeCommit, host: str) -> dict:
     """One search result, shaped as GitHub's documented commit-search item (the fields a client may read)."""
     api = f"http://{host}/api/v3/repos/{commit.repo}"
     person = {"name": commit.login, "email": f"{commit.login}@users.noreply.github.com",
-              "date": commit.date.isoformat(timespec="seconds")}
+              "date": github_date(commit.date)}
     user = {"login": commit.login, "id": 1, "type": "User", "url": f"http://{host}/api/v3/users/{commit.login}"}
     return {
         "url": f"{api}/commits/{commit.sha}",

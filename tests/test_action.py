@@ -251,7 +251,7 @@ def test_falls_back_to_the_date_with_a_warning(image, tmp_path):
     run = run_action(image, workspace, dead_api, date=DAY.isoformat(), steps="2", on_error="date-only")
     assert run.returncode == 0, run.stdout + run.stderr
     assert len(run.lines("::warning::")) == 1 and "cannot reach the GitHub API" in run.stdout
-    assert "on_error: date-only" in run.stdout
+    assert "painted the date-only raccoon instead" in run.stdout
     assert run.outputs["commits"] == "0" and run.outputs["seed"] == DayRecord.of(DAY, []).seed().hex()
     assert (workspace / "raccoon.png").is_file()
     run.assert_secret_hidden(TOKEN)
@@ -267,8 +267,12 @@ def test_falls_back_to_the_date_with_a_warning(image, tmp_path):
     ({"readme": "../README.md"}, "readme: '../README.md' is outside the workspace"),
     ({"readme": "NOPE.md"}, "readme: 'NOPE.md' is not a file"),
     ({"github_token": "ghp_" + "WrongTokenAlsoSecret" * 2}, "was rejected by"),
+    ({"output": "README.md", "readme": "README.md"}, "must be different files"),
+    ({"output": ".git/raccoon.png"}, "inside a .git folder"),
+    ({"username": "-not-a-login"}, "input username: not a GitHub login"),
+    ({"on_error": "ignore"}, "input on_error: must be one of fail, date-only"),
 ], ids=["bad-date", "bad-zone", "bad-size", "dot-dot", "absolute", "symlink-out", "readme-out", "no-readme",
-        "bad-token"])
+        "bad-token", "output-is-readme", "output-in-git", "bad-login", "bad-on-error"])
 def test_bad_input_fails_cleanly(image, github, tmp_path, inputs, message):
     workspace = make_workspace(tmp_path / "workspace")
     (workspace / "tmp-link").symlink_to("/tmp")

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from raccoon import runtime
-from raccoon.cli import local_zone_name, main
+from raccoon.cli import main
+from raccoon.painting import local_zone_name
+from raccoon.pretrained import default_weights_dir
 from raccoon.day import DayRecord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,12 +41,16 @@ def test_json_report_and_png(raccoon, workdir):
     run = paint_list(raccoon, workdir / "r.png", SHA_B, SHA_A)
     assert run.code == 0 and run.err == ""
     report = json.loads(run.out)
+    seconds = report.pop("seconds")
     assert report == {
         "date": "2024-01-02", "zone": "UTC",
         "seed": DayRecord.of(datetime.date(2024, 1, 2), [SHA_A, SHA_B]).seed().hex(),
         "commits": 2, "source": "list", "incomplete": False, "on_error": "fail", "fallback": None,
-        "output": str(workdir / "r.png"), "gif": None, "size": 256, "steps": 50, "backend": "onnx", "guidance": 1.0,
+        "output": str(workdir / "r.png"), "gif": None, "readme": None, "readme_changed": False, "size": 256,
+        "steps": 50, "backend": "onnx", "guidance": 1.0,
+        "alt": "The raccoon of 2024-01-02, painted by a tiny diffusion model from 2 commits", "warnings": [],
     }
+    assert set(seconds) == {"commits", "load", "paint", "write"} and seconds["paint"] > 0
     with Image.open(workdir / "r.png") as picture:
         assert picture.size == (256, 256) and picture.mode == "RGB"
         assert picture.text == {"raccoon:date": "2024-01-02", "raccoon:seed": report["seed"]}
@@ -251,7 +256,7 @@ def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_paint_never_imports_torch(workdir):
     """With the shipped weights, paint runs to the end; without them it stops at the weights. Neither loads torch."""
-    trained = (runtime.default_weights_dir() / "config.json").is_file()
+    trained = (default_weights_dir() / "config.json").is_file()
     result = run_python(
         "import sys\n"
         "from raccoon.cli import main\n"

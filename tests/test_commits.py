@@ -6,7 +6,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from raccoon.commits import DayCommits, SourceError, collect, day_bounds, git_commits, listed_commits, resolve_source
+from raccoon.commits import DayCommits, SourceError, collect, day_bounds, listed_commits, resolve_source
+from raccoon.day import DayRecord
 
 UTC = datetime.timezone.utc
 HOUR = 3600
@@ -14,6 +15,11 @@ HOUR = 3600
 
 def utc(*args) -> datetime.datetime:
     return datetime.datetime(*args, tzinfo=UTC)
+
+
+def git_commits(date: datetime.date, zone: ZoneInfo, **options) -> list[str]:
+    """The git source's SHAs for the day, as `raccoon paint` reads them."""
+    return list(collect("git", date, zone, **options).shas)
 
 
 def span(date, zone_name) -> tuple[float, float]:
@@ -89,6 +95,22 @@ def test_git_source_reads_every_branch_but_not_the_stash(git_repo):
     assert git_commits(day, zone, cwd=git_repo.path) == sorted([on_main, on_side])
 
 
+@pytest.fixture
+def sha256_repo(monkeypatch, request):
+    """A repository in git's SHA-256 object format, whose commit SHAs are 64 hex digits."""
+    monkeypatch.setenv("GIT_DEFAULT_HASH", "sha256")
+    return request.getfixturevalue("git_repo")
+
+
+def test_git_source_in_a_sha256_repository(sha256_repo):
+    day = datetime.date(2024, 5, 1)
+    sha = sha256_repo.commit(utc(2024, 5, 1, 9))
+    assert len(sha) == 64
+    found = collect("git", day, ZoneInfo("UTC"), cwd=sha256_repo.path)
+    assert found == DayCommits("git", (sha,))
+    assert DayRecord.of(day, found.shas).encode().endswith(f"\n{sha}\n".encode())
+
+
 def test_git_source_day_without_commits(git_repo):
     git_repo.commit(utc(2024, 5, 1, 9))
     assert git_commits(datetime.date(2024, 5, 2), ZoneInfo("UTC"), cwd=git_repo.path) == []
@@ -107,8 +129,8 @@ def test_git_source_without_an_author_email(git_repo):
 
 def test_list_source_file(tmp_path):
     listing = tmp_path / "shas.txt"
-    listing.write_text(f"\n{'A' * 40}\n\n  {'b' * 40}  \n{'a' * 40}\n")
-    assert listed_commits(str(listing)) == ["a" * 40, "b" * 40, "a" * 40]
+    listing.write_text(f"\n{'A' * 40}\n\n  {'b' * 40}  \n{'a' * 40}\n{'C' * 64}\n")
+    assert listed_commits(str(listing)) == ["a" * 40, "b" * 40, "a" * 40, "c" * 64]
 
 
 def test_list_source_stdin(monkeypatch):
@@ -116,11 +138,13 @@ def test_list_source_stdin(monkeypatch):
     assert listed_commits("-") == ["c" * 40, "d" * 40]
 
 
-def test_list_source_names_the_bad_line(tmp_path):
+@pytest.mark.parametrize("bad", ["b" * 39, "b" * 63, "b" * 65], ids=len)
+def test_list_source_names_the_bad_line(tmp_path, bad):
     listing = tmp_path / "shas.txt"
-    listing.write_text(f"{'a' * 40}\n\n{'b' * 39}\n{'c' * 40}\n")
-    with pytest.raises(SourceError, match=r"shas.txt, line 3: not a 40-character commit SHA: 'b{39}'"):
+    listing.write_text(f"{'a' * 40}\n\n{bad}\n{'c' * 64}\n")
+    with pytest.raises(SourceError) as raised:
         listed_commits(str(listing))
+    assert str(raised.value).endswith(f"shas.txt, line 3: not a full commit SHA (40 or 64 hex digits): {bad!r}")
 
 
 def test_list_source_missing_file(tmp_path):
@@ -135,13 +159,22 @@ def test_none_source():
 def test_auto_source(git_repo, tmp_path):
     outside = tmp_path / "plain"
     outside.mkdir()
-    env = {}
-    assert resolve_source("auto", environ=env, cwd=git_repo.path) == "git"
-    assert resolve_source("auto", environ=env, cwd=outside) == "none"
-    assert resolve_source("auto", user="octocat", environ=env, cwd=git_repo.path) == "github"
-    assert resolve_source("auto", environ={"GITHUB_ACTIONS": "true"}, cwd=git_repo.path) == "github"
-    assert resolve_source("auto", commits_file="-", environ={"GITHUB_ACTIONS": "true"}, cwd=outside) == "list"
-    assert resolve_source("git", user="octocat", environ=env, cwd=outside) == "git"
+    assert resolve_source("auto", cwd=git_repo.path) == "git"
+    assert resolve_source("auto", cwd=outside) == "none"
+    assert resolve_source("auto", user="octocat", cwd=git_repo.path) == "github"
+    assert resolve_source("auto", commits_file="-", user="octocat", cwd=git_repo.path) == "list"
+    assert resolve_source("git", user="octocat", cwd=outside) == "git"
     git_repo.git("config", "--unset", "user.email")  # a fresh clone on a fresh machine: whose commits?
-    assert resolve_source("auto", environ=env, cwd=git_repo.path) == "none"
-    assert resolve_source("auto", author="me@example.com", environ=env, cwd=git_repo.path) == "git"
+    assert resolve_source("auto", cwd=git_repo.path) == "none"
+    assert resolve_source("auto", author="me@example.com", cwd=git_repo.path) == "git"
+
+
+def test_auto_source_in_github_actions_searches_github_only_for_a_login(git_repo, tmp_path, monkeypatch):
+    """GitHub Actions alone names no one to search for: without a login, auto decides as anywhere else."""
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    assert resolve_source("auto", cwd=git_repo.path) == "git"
+    assert resolve_source("auto", cwd=outside) == "none"
+    assert resolve_source("auto", user="octocat", cwd=outside) == "github"
+    assert resolve_source("auto", commits_file="-", cwd=outside) == "list"

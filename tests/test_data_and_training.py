@@ -100,14 +100,51 @@ def test_difference_hash_sees_near_copies_not_other_photos():
     assert bin(a ^ near).count("1") <= 6 < bin(a ^ b).count("1")
 
 
-def test_empty_folder_is_an_error(tmp_path):
-    with pytest.raises(FileNotFoundError):
+def test_empty_or_missing_folder_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no photos"):
         load_crops(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no folder"):
+        load_crops(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("problem, flags, message", [
+    ("missing --init", ["--init", "{tmp}/nowhere"], "--init: no weights at {tmp}/nowhere (config.json missing)"),
+    ("no photos", ["--data", "{tmp}/empty"], "--data: no photos (jpg, jpeg, png) under {tmp}/empty"),
+    ("no data folder", ["--data", "{tmp}/missing"], "--data: no folder {tmp}/missing"),
+    ("not an image", ["--data", "{tmp}/broken"],
+     "--data: cannot read {tmp}/broken/photo.png: cannot identify image file"),
+    ("zero batch", ["--batch", "0"], "argument --batch: must be at least 1, got 0"),
+    ("zero warm-up", ["--warmup", "0"], "argument --warmup: must be at least 1, got 0"),
+    ("too much jitter", ["--jitter", "0.5"], "argument --jitter: must be between 0 and 0.25, got 0.5"),
+    ("no sampling steps", ["--sample-steps", "0"], "argument --sample-steps: must be between 1 and 1000, got 0"),
+])
+def test_bad_training_input_is_one_line_and_exit_code_2(problem, flags, message, photo_folder, tmp_path, capsys):
+    from raccoon import train
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "photo.png").write_text("<html>not a photo</html>")
+    flags = [flag.format(tmp=tmp_path) for flag in flags]
+    argv = ["--data", str(photo_folder), "--init", "none", "--run", str(tmp_path / "run"), "--max-steps", "1", *flags]
+    assert train.main(argv) == 2, problem
+    err = capsys.readouterr().err  # after the photo-reading progress bar, if it got that far
+    assert err.splitlines()[-1].startswith("raccoon train: error: " + message.format(tmp=tmp_path))
+    assert "Traceback" not in err
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_batch_must_split_evenly_over_the_processes():
+    from raccoon import train
+
+    args = train.parse_args(["--data", "photos", "--batch", "6"])
+    assert train.adopt_recipe({"steps": 0}, args, world_size=3) == float("inf")
+    with pytest.raises(train.TrainError, match="a batch of 6 does not split evenly over 4 processes"):
+        train.adopt_recipe({"steps": 0}, args, world_size=4)
 
 
 def test_training_checkpoints_resumes_and_restarts_from_weights(photo_folder, tmp_path):
     from raccoon import train
-    from raccoon.runtime import load_weights
+    from raccoon.pretrained import load_weights
 
     def tiny_run(folder, *flags):
         return ["--data", str(photo_folder), "--batch", "4", "--sample-steps", "2", "--run", str(folder), *flags]
@@ -118,6 +155,7 @@ def test_training_checkpoints_resumes_and_restarts_from_weights(photo_folder, tm
     assert config["training"]["steps"] == 2 and config["training"]["crops"] == 5
     assert (run / "checkpoint.pt").exists() and list((run / "samples").glob("step-000002.png"))
     assert len((run / "log.jsonl").read_text().splitlines()) == 2
+    assert not list(run.rglob("*.tmp"))  # every file written through a temporary one and renamed
 
     assert train.main(tiny_run(run, "--max-steps", "3")) == 0  # resumes the checkpoint
     config, second = load_weights(run / "weights")

@@ -10,6 +10,7 @@ from raccoon.day import DayRecord, gaussian_noise
 
 DAY = datetime.date(2024, 1, 2)
 SHA_A, SHA_B = "a" * 40, "b" * 40
+SHA256_A = "a" * 64  # a commit of a repository in git's SHA-256 object format
 
 # Golden values of the record format v1 (see raccoon/day.py). Changing any of them changes every raccoon ever painted.
 GOLDEN_RECORD = b"raccoon-day-record v1\ndate 2024-01-02\n" + b"a" * 40 + b"\n" + b"b" * 40 + b"\n"
@@ -17,6 +18,10 @@ GOLDEN_SEED = "adb157ac5bb51a030c9fdbcb54a713f84072f770e09fe17b56089315b847ab28"
 GOLDEN_NOISE = np.array([0.4167356491088867, 0.8009563088417053, -0.5398097634315491,
                          -1.484708547592163, 1.4596766233444214, -1.0991237163543701], dtype=np.float32)
 GOLDEN_EMPTY_DAY_SEED = "7253d520a158d80ed3db2c58fb30ba5883c0faa046d368eda339cbd22e8206dd"
+# SHA-256 object names joined v1 as they are: 64 hex digits a line, sorted with the 40-digit ones as strings.
+GOLDEN_MIXED_RECORD = (b"raccoon-day-record v1\ndate 2024-01-02\n"
+                       + b"a" * 40 + b"\n" + b"a" * 64 + b"\n" + b"b" * 40 + b"\n")
+GOLDEN_MIXED_SEED = "53ceec22143ba16c85dfcbb2e675a02273704a5b82eeabf580c908b3fcc2cb31"
 
 
 def test_golden_record_and_seed():
@@ -24,6 +29,13 @@ def test_golden_record_and_seed():
     assert record.encode() == GOLDEN_RECORD
     assert record.seed() == hashlib.sha256(GOLDEN_RECORD).digest()
     assert record.seed().hex() == GOLDEN_SEED
+
+
+def test_golden_record_with_a_sha256_commit():
+    record = DayRecord.of(DAY, [SHA_B, SHA256_A.upper(), SHA_A])
+    assert record.commits == (SHA_A, SHA256_A, SHA_B)
+    assert record.encode() == GOLDEN_MIXED_RECORD
+    assert record.seed().hex() == GOLDEN_MIXED_SEED
 
 
 def test_golden_noise():
@@ -49,9 +61,10 @@ def test_one_more_commit_or_another_date_changes_the_seed():
     assert DayRecord.of(DAY + datetime.timedelta(days=1), [SHA_A, SHA_B]).seed() != reference
 
 
-@pytest.mark.parametrize("bad", ["a" * 39, "a" * 41, "g" * 40, "a" * 64, "", "HEAD"])
-def test_anything_but_a_full_sha1_is_rejected(bad):
-    with pytest.raises(ValueError, match="not a 40-character commit SHA"):
+@pytest.mark.parametrize("bad", ["a" * 39, "a" * 41, "g" * 40, "a" * 63, "a" * 65, "g" * 64, "a" * 52, "",
+                                 "HEAD", f"{SHA_A} {SHA_B}"])
+def test_anything_but_a_full_sha1_or_sha256_is_rejected(bad):
+    with pytest.raises(ValueError, match=r"^not a full commit SHA \(40 or 64 hex digits\): "):
         DayRecord.of(DAY, [SHA_A, bad])
 
 

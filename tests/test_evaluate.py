@@ -14,7 +14,9 @@ from raccoon.evaluate import (
 )
 from raccoon.export import export
 from raccoon.model import UNet, UNetConfig
-from raccoon.runtime import OnnxDenoiser, sample, save_pretrained
+from raccoon.backends import OnnxDenoiser
+from raccoon.painting import sample
+from raccoon.pretrained import save_pretrained
 from raccoon.train import grid_seeds
 
 TINY = UNetConfig(channels=(32, 32, 64, 64), head_channels=32, groups=8, dropout=0.0)

@@ -3,16 +3,19 @@
 import datetime
 import hashlib
 import json
+import os
 import random
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from fake_github import FakeCommit
 
+from raccoon.commits import DayCommits, collect
 from raccoon.day import DayRecord
 
 pytestmark = pytest.mark.usefixtures("tiny_model")
@@ -43,6 +46,12 @@ def paint_github(raccoon, fake_github, tmp_path, monkeypatch):
                        "--date", date, "--tz", tz, "--out", tmp_path / "raccoon.png", "--json", *extra)
 
     return run
+
+
+def search(fake) -> DayCommits:
+    """The GitHub source as `raccoon paint` calls it, with GITHUB_TOKEN set, for what its report does not show."""
+    return collect("github", datetime.date.fromisoformat(DAY), ZoneInfo("UTC"), user="octocat", api_url=fake.url,
+                   environ={**os.environ, "GITHUB_TOKEN": TOKEN})
 
 
 def assert_clean_failure(run, tmp_path, *fragments):
@@ -115,6 +124,18 @@ def test_query_on_a_dst_day_writes_each_end_with_its_own_offset(paint_github, fa
     assert "2024-03-10T00%3A00%3A00-08%3A00..2024-03-10T23%3A59%3A59-07%3A00" in fake_github.requests[0][0]
 
 
+def test_sha256_commits_count_whole(paint_github, fake_github):
+    """A repository in git's SHA-256 object format names its commits with 64 hex digits."""
+    day = datetime.datetime(2024, 6, 15, 8, tzinfo=UTC)
+    sha256 = hashlib.sha256(b"commit in a sha256 repository").hexdigest()
+    fake_github.commits = [FakeCommit(sha256, "octocat", day), *commits_on(day, 1)]
+    run = paint_github()
+    assert run.code == 0, run.err
+    report = json.loads(run.out)
+    assert report["commits"] == 2
+    assert report["seed"] == DayRecord.of(day.date(), [sha256, sha(0)]).seed().hex()
+
+
 def test_commits_found_in_several_repositories_count_once(paint_github, fake_github):
     day = datetime.datetime(2024, 6, 15, 8, tzinfo=UTC)
     fake_github.commits = commits_on(day, 3) + [FakeCommit(sha(0), "octocat", day, repo="fork/site")]
@@ -132,14 +153,27 @@ def test_incomplete_results_warn_and_are_reported(paint_github, fake_github):
     assert run.err.startswith("raccoon: warning: ") and "incomplete" in run.err and len(run.err.splitlines()) == 1
 
 
-def test_search_stops_at_githubs_cap_of_1000_results(paint_github, fake_github):
-    fake_github.commits = commits_on(datetime.datetime(2024, 6, 15, 0, tzinfo=UTC), 1050)
+def test_a_day_over_githubs_cap_of_1000_results_is_searched_in_halves(paint_github, fake_github):
+    fake_github.commits = commits_on(datetime.datetime(2024, 6, 15, 0, tzinfo=UTC), 1050)  # 00:00 to 08:45
+    run = paint_github()
+    assert run.code == 0, run.err
+    report = json.loads(run.out)
+    assert report["commits"] == 1050 and report["incomplete"] is False
+    # the day and its first half match 1050: one page each; then 00:00-06:00 (720, 8 pages), 06:00-12:00
+    # (330, 4 pages) and 12:00-24:00 (none, 1 page)
+    assert len(fake_github.requests) == 1 + 1 + 8 + 4 + 1
+    assert run.err == ("raccoon: warning: the commits of 2024-06-15 were more than GitHub's search returns at once "
+                       "(1000); searched in 3 parts\n")
+
+
+def test_search_stops_at_githubs_cap_of_1000_results_within_one_second(paint_github, fake_github):
+    moment = datetime.datetime(2024, 6, 15, 12, tzinfo=UTC)
+    fake_github.commits = [FakeCommit(sha(n), "octocat", moment) for n in range(1050)]
     run = paint_github()
     assert run.code == 0, run.err
     report = json.loads(run.out)
     assert report["commits"] == 1000 and report["incomplete"] is True
-    assert len(fake_github.requests) == 10
-    assert "at most 1000" in run.err
+    assert "listed 1000 of the 1050 commits it matched (it lists at most 1000 per search)" in run.err
 
 
 def test_anonymous_search_when_no_token_is_set(paint_github, fake_github):
@@ -228,10 +262,52 @@ def test_network_down(paint_github, tmp_path):
     '[1, 2, 3]',
     '{"total_count": 1, "incomplete_results": false, "items": [{"sha": 42}]}',
     '{"total_count": 1, "incomplete_results": false, "items": [{"sha": "not-a-sha"}]}',
+    '{"total_count": 1, "incomplete_results": false, "items": [{"sha": "%s"}]}' % ("a" * 63),
+    '{"total_count": 1, "incomplete_results": false, "items": [{"score": 1.0}]}',  # no sha, no url to fetch it from
+    '{"total_count": 1, "incomplete_results": false, "items": 42}',
 ])
 def test_malformed_json(paint_github, fake_github, tmp_path, body):
     fake_github.script(200, body)
     assert_clean_failure(paint_github(), tmp_path, "malformed")
+
+
+@pytest.mark.parametrize("helper", ["search_query", "rate_limit_wait"])
+def test_a_bug_of_ours_is_not_passed_off_as_malformed_json(fake_github, monkeypatch, helper):
+    """A TypeError raised by our code, before the request or inside PyGithub's call to our retry rules (which a
+    429 brings about), is a bug to see as it is, not a fault of GitHub's answer."""
+    def broken(*args, **kwargs):
+        raise TypeError("a bug in raccoon")
+
+    monkeypatch.setattr(f"raccoon.commits.{helper}", broken)
+    fake_github.script(429, {"message": "You have exceeded a secondary rate limit."}, {"Retry-After": "1"})  # calls it
+    with pytest.raises(TypeError, match="a bug in raccoon"):
+        search(fake_github)
+
+
+def test_search_refused_to_the_token_is_made_anonymously_with_a_warning(paint_github, fake_github):
+    """The Actions GITHUB_TOKEN gets 403 "Resource not accessible by integration" for search in some setups."""
+    fake_github.refused_token = TOKEN
+    fake_github.commits = commits_on(datetime.datetime(2024, 6, 15, 1, tzinfo=UTC), 2)
+    warning = ("GitHub refused the commit search to this token (403 Resource not accessible by integration); "
+               "searched anonymously (public commits only)")
+    day = search(fake_github)
+    assert day.shas == tuple(sorted([sha(0), sha(1)])) and day.source == "github"
+    assert day.warnings == (warning,)
+    assert [authorization for _, authorization in fake_github.requests] == [f"token {TOKEN}", None]
+    run = paint_github()
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["commits"] == 2
+    assert run.err == f"raccoon: warning: {warning}\n"
+    assert TOKEN not in run.out + run.err
+
+
+def test_search_refused_to_the_token_and_failing_anonymously_fails_in_one_line(paint_github, fake_github, tmp_path):
+    fake_github.refused_token = TOKEN
+    reset = rate_limited(fake_github, 403, reset_in=3600)  # anonymous searches get 10 a minute
+    run = paint_github()
+    assert_clean_failure(run, tmp_path, "refused the commit search to this token (403 Resource not accessible by "
+                         "integration), and the anonymous search failed: GitHub API rate limit reached", reset)
+    assert [authorization for _, authorization in fake_github.requests] == [f"token {TOKEN}", None]
 
 
 def test_on_error_date_only_paints_the_date_and_says_so(paint_github, fake_github, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from raccoon import render
+from raccoon import files, render
 from raccoon.render import README_END, README_START, ReadmeError, png_bytes, save_png, update_readme
 
 START, END = README_START.encode(), README_END.encode()
@@ -44,7 +44,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     def disk_full(source, destination):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(render.os, "replace", disk_full)
+    monkeypatch.setattr(files.os, "replace", disk_full)
     with pytest.raises(OSError):
         save_png(IMAGE, target)
     assert target.read_bytes() == b"yesterday's raccoon"

@@ -1,22 +1,27 @@
 """The README's reproducibility guarantee: `raccoon paint` (ONNX Runtime) writes byte-identical PNGs for the
-same inputs across repeated runs, machines with any number of CPUs, and AVX2 and AVX-512 CPUs.
+same inputs across repeated runs, machines with any number of CPUs, and AVX2 and AVX-512 CPUs; and the
+shipped weights paint the raccoons they promise for a few fixed days.
 
 AVX2 against AVX-512 is checked by painting under QEMU's user-mode emulator as an AVX2-only CPU (ONNX
 Runtime has no switch to cap its instruction set), when qemu-user is installed, as CI installs it.
 """
 
+import datetime
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import onnx
 import onnxruntime as ort
 import pytest
 
-from raccoon.runtime import GRAPH_FILE, PAINT_THREADS, OnnxDenoiser, default_weights_dir
+from raccoon.backends import PAINT_THREADS, OnnxDenoiser
+from raccoon.painting import DayRequest, paint_day
+from raccoon.pretrained import GRAPH_FILE, default_weights_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SEED = hashlib.sha256(b"raccoon-day-record v1\ndate 2026-11-22\n").digest()
@@ -28,10 +33,10 @@ import hashlib, sys
 from pathlib import Path
 from numpy._core._multiarray_umath import __cpu_features__ as cpu
 from raccoon.render import png_bytes
-from raccoon.runtime import paint
+from raccoon.painting import Painter
 steps = hashlib.sha256()
-image = paint(bytes.fromhex(sys.argv[1]), steps=int(sys.argv[2]), weights=Path(sys.argv[3]),
-              on_step=lambda i, x0: steps.update(x0.tobytes()))
+image = Painter.load(Path(sys.argv[3])).paint([bytes.fromhex(sys.argv[1])], int(sys.argv[2]),
+                                             on_step=lambda i, x0: steps.update(x0.tobytes()))[0]
 print("avx512f", cpu["AVX512F"], "avx2", cpu["AVX2"], "steps", steps.hexdigest(), file=sys.stderr)
 sys.stdout.buffer.write(png_bytes(image))
 """
@@ -42,6 +47,27 @@ def shipped_weights() -> Path:
     if not (folder / "config.json").exists():
         pytest.skip("no shipped weights in this checkout")
     return folder
+
+
+# The contract of a release: these days paint these PNGs (64x64) with the shipped weights and sampler. A new
+# weights version or sampler changes every day's raccoon, and must change these on purpose (README, versions).
+PINNED_DAYS = {
+    ("2026-01-06", ()): "1876b92d47f6fdc64b8212ad5d743d3f9486a958c030e60c32eead22f888fa3c",
+    ("2026-07-04", ()): "c05d5bd7a617062dea9b114d4c039b40b1aa5c5968f67b590cd84cc10f40101d",
+    ("2026-11-30", ("0123456789abcdef0123456789abcdef01234567",)):
+        "fdaf14cf3a7f128cc29a958de61c116bf540a71fe50f2e166894f54212739123",
+}
+
+
+@pytest.mark.parametrize("day, shas", PINNED_DAYS, ids=[day for day, _ in PINNED_DAYS])
+def test_shipped_weights_paint_the_pinned_raccoon(day, shas, tmp_path, clean_env, monkeypatch):
+    commits = tmp_path / "shas.txt"
+    commits.write_text("".join(sha + "\n" for sha in shas))
+    monkeypatch.chdir(tmp_path)
+    request = DayRequest(date=datetime.date.fromisoformat(day), zone=ZoneInfo("UTC"), source="list",
+                         commits_file=str(commits), out=tmp_path / "r.png", size=64, weights=shipped_weights())
+    paint_day(request)
+    assert hashlib.sha256((tmp_path / "r.png").read_bytes()).hexdigest() == PINNED_DAYS[day, shas]
 
 
 def painted(weights: Path, steps: int, cpus: list[int] | None = None, emulate: str | None = None) -> tuple[bytes, str]:
@@ -84,11 +110,14 @@ def test_session_avoids_what_follows_the_machine(weights, tiny_weights):
 
 
 @pytest.mark.skipif(not shutil.which("qemu-x86_64"), reason="qemu-user is not installed")
-def test_avx2_only_cpu_paints_the_same_png(guided_weights):
-    """The whole painter (noise, NumPy, ONNX Runtime, autoguidance, PNG) on an emulated AVX2-only CPU against this one."""
-    steps = 4  # emulation is some 400x slower; every op of the network still runs at every step
-    emulated, seen = painted(guided_weights, steps, emulate=AVX2_CPU)
+@pytest.mark.parametrize("weights", ["tiny", "shipped"])
+def test_avx2_only_cpu_paints_the_same_png(weights, guided_weights):
+    """The whole painter (noise, NumPy, ONNX Runtime, autoguidance, PNG) on an emulated AVX2-only CPU against this one,
+    with a tiny guided network and with the shipped weights."""
+    folder = guided_weights if weights == "tiny" else shipped_weights()
+    steps = 4  # emulation is some 400x slower; every op of the network still runs at every step, guided at two
+    emulated, seen = painted(folder, steps, emulate=AVX2_CPU)
     assert seen.startswith("avx512f False avx2 True")
-    native, seen_here = painted(guided_weights, steps)
+    native, seen_here = painted(folder, steps)
     assert seen.split()[-1] == seen_here.split()[-1], "the network's outputs differ in their last bits"
     assert emulated == native

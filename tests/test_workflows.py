@@ -6,19 +6,26 @@ then it checks every `with:` key and every `steps.<id>.outputs.<name>` against a
 shell scripts with shellcheck.
 """
 
+import datetime
+import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 
 from raccoon import cli
+from raccoon.commits import day_bounds
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
 PUBLISHED = "uses: owner/raccoon-action@v1"
+EXPRESSION = re.compile(r"\$\{\{\s*([\w.-]+)\s*\}\}")  # a plain context lookup, such as ${{ env.ZONE }}
+LATE_START = datetime.timedelta(hours=1)  # how late GitHub may start a scheduled run at busy times
 
 
 def tool(name: str) -> str:
@@ -90,3 +97,99 @@ def test_action_defaults_are_the_cli_defaults():
     assert inputs["on_error"]["default"] == paint.on_error
     assert inputs["output"]["default"] == str(paint.out)
     assert all(name == name.lower() and "-" not in name for name in inputs), "inputs are snake_case"
+
+
+def cron_field(field: str, size: int) -> list[int]:
+    """The values of one cron field: a number, `*`, `*/step`, or a comma-separated list of them."""
+    values = []
+    for part in field.split(","):
+        if part == "*" or part.startswith("*/"):
+            values += range(0, size, int(part[2:] or 1))
+        else:
+            values.append(int(part))
+    return values
+
+
+def daily_runs(crons: list[str], days: list[datetime.date]) -> list[datetime.datetime]:
+    """When daily crons (`MINUTE HOUR * * *`, in UTC as GitHub reads them) start runs on `days`."""
+    runs = []
+    for cron in crons:
+        minute, hour, *every_day = cron.split()
+        assert every_day == ["*", "*", "*"], f"{cron!r} does not run every day"
+        runs += [datetime.datetime.combine(day, datetime.time(h, m), datetime.timezone.utc)
+                 for day in days for h in cron_field(hour, 24) for m in cron_field(minute, 60)]
+    return sorted(runs)
+
+
+def clock_at_run_start(folder: Path) -> Path:
+    """A folder holding a `date` that tells the time as $RUN_STARTED (seconds since the epoch), not the real one;
+    a date given with --date is taken as given."""
+    real_date = shutil.which("date")
+    if "GNU" not in check(real_date, "--version").stdout:
+        pytest.skip("the examples call GNU date, as GitHub's Ubuntu runners have it")
+    clock = folder / "clock"
+    clock.mkdir()
+    (clock / "date").write_text(f"""#!/bin/sh
+for arg in "$@"; do case $arg in -d*|--date*) exec {real_date} "$@";; esac; done
+exec {real_date} --date="@$RUN_STARTED" "$@"
+""")
+    (clock / "date").chmod(0o755)
+    return clock
+
+
+class ScheduledRun:
+    """A scheduled run of a workflow's job, up to the step that uses this action, started at a chosen time.
+
+    The `run` steps before it run in bash, their `date` calls reading the chosen time; `${{ }}` lookups of the
+    job's env, of inputs (empty in a scheduled run) and of earlier steps' outputs are filled in as the runner would.
+    """
+
+    def __init__(self, workflow: dict, job: str, folder: Path):
+        steps = workflow["jobs"][job]["steps"]
+        action = next(n for n, step in enumerate(steps) if f"uses: {step.get('uses')}" == PUBLISHED)
+        self.steps, self.action = steps[:action], steps[action]
+        self.env = workflow["jobs"][job].get("env", {})
+        triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+        self.crons = [schedule["cron"] for schedule in triggers["schedule"]]
+        self.lookups = {f"env.{name}": str(value) for name, value in self.env.items()}
+        self.lookups |= {f"inputs.{name}": "" for name in (triggers.get("workflow_dispatch") or {}).get("inputs", {})}
+        self.folder = folder
+        self.path = f"{clock_at_run_start(folder)}{os.pathsep}{os.environ['PATH']}"
+
+    def expand(self, text, outputs: dict[str, str]) -> str:
+        return EXPRESSION.sub(lambda lookup: (self.lookups | outputs)[lookup[1]], str(text))
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.expand(self.action["with"]["timezone"], {}))
+
+    def painted_day(self, started: datetime.datetime) -> datetime.date:
+        """The action's `date` input in a run started at `started`; left empty, the action paints today."""
+        outputs = {}
+        github_output = self.folder / "github_output"
+        for step in [step for step in self.steps if "run" in step]:
+            github_output.write_text("")
+            env = {name: self.expand(value, outputs) for name, value in {**self.env, **step.get("env", {})}.items()}
+            env |= {"PATH": self.path, "GITHUB_OUTPUT": str(github_output),
+                    "RUN_STARTED": str(int(started.timestamp()))}
+            subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]], env=env, check=True)
+            for line in github_output.read_text().splitlines():
+                name, _, value = line.partition("=")
+                outputs[f"steps.{step['id']}.outputs.{name}"] = value
+        date = self.expand(self.action["with"].get("date", ""), outputs)
+        return datetime.date.fromisoformat(date) if date else started.astimezone(self.zone()).date()
+
+
+def test_output_branch_example_paints_each_day_once_it_is_over(tmp_path):
+    """Every day of a year, in winter time and in summer time, gets a run that starts after the day has ended in
+    the example's zone and paints that day, even when GitHub starts it late: evening commits count too."""
+    run = ScheduledRun(yaml.safe_load((ROOT / "examples" / "output-branch.yml").read_text()), "paint", tmp_path)
+    zone = run.zone()
+    year = [datetime.date(2025, 1, 1) + datetime.timedelta(days=n) for n in range(365)]
+    painted_once_over = set()
+    for started in daily_runs(run.crons, year + [datetime.date(2026, 1, 1)]):
+        day = run.painted_day(started)
+        over = started.timestamp() >= day_bounds(day, zone)[1].timestamp()
+        if over and run.painted_day(started + LATE_START) == day:
+            painted_once_over.add(day)
+    missed = [day for day in year if day not in painted_once_over]
+    assert not missed, f"{len(missed)} days in {zone.key} get no run after they end, such as {missed[:3]}"

@@ -1,4 +1,4 @@
-"""Weights on disk, the ONNX export, and the two backends held to the same output."""
+"""The weights folder (pretrained.py), the ONNX export, and the two backends (backends.py) held to the same output."""
 
 import json
 
@@ -9,36 +9,76 @@ from conftest import TINY_UNET, copy_weights, save_tiny_network
 from raccoon.day import DayRecord
 from raccoon.diffusion import Schedule
 from raccoon.model import UNet, UNetConfig
-from raccoon.runtime import (
+from raccoon.backends import OnnxDenoiser, TorchDenoiser, load_denoiser
+from raccoon.painting import Painter, PaintError
+from raccoon.pretrained import (
+    CONFIG_FILE,
     GRAPH_FILE,
     GUIDE_FILE,
     GUIDED_NOISE_LEVELS,
     WEIGHTS_FILE,
-    OnnxDenoiser,
-    TorchDenoiser,
     WeightsError,
     attach_guide,
     default_weights_dir,
-    load_denoiser,
     load_weights,
-    paint,
-    read_safetensors,
+    read_parameters,
     save_pretrained,
-    write_safetensors,
+    write_parameters,
 )
 
 # The backends agree to this on the network's output; final images differ by at most one level.
 OUTPUT_TOLERANCE = 1e-4
 
 
-def test_safetensors_round_trip(tmp_path):
-    tensors = {"b": np.arange(6, dtype=np.float16).reshape(2, 3), "a": np.ones(4, dtype=np.float32)}
-    write_safetensors(tmp_path / "t.safetensors", tensors)
-    back = read_safetensors(tmp_path / "t.safetensors")
+def paint(seed: bytes, steps: int, weights, backend: str = "onnx", guidance: float | None = None) -> np.ndarray:
+    return Painter.load(weights, backend, guidance=guidance).paint([seed], steps)[0]
+
+
+def test_parameters_round_trip_through_fp16(tmp_path):
+    tensors = {"b": np.arange(6, dtype=np.float32).reshape(2, 3), "a": np.full(4, 1 / 3, dtype=np.float32)}
+    write_parameters(tmp_path / "t.safetensors", tensors)
+    back = read_parameters(tmp_path / "t.safetensors")
     assert set(back) == {"a", "b"}
     for name in tensors:
-        assert back[name].dtype == tensors[name].dtype
-        np.testing.assert_array_equal(back[name], tensors[name])
+        assert back[name].dtype == np.float32
+        np.testing.assert_array_equal(back[name], tensors[name].astype(np.float16).astype(np.float32))
+
+
+def safetensors_file(header: dict, body: bytes, header_size: int | None = None) -> bytes:
+    text = json.dumps(header).encode()
+    return (len(text) if header_size is None else header_size).to_bytes(8, "little") + text + body
+
+
+@pytest.mark.parametrize("content", [
+    safetensors_file({"w": {"dtype": "F16", "shape": [4], "data_offsets": [0, 8]}}, b"\0" * 8, header_size=1 << 40),
+    safetensors_file({"w": {"dtype": "F16", "shape": [4], "data_offsets": [0, 8]}}, b"\0" * 4),
+    safetensors_file({"w": {"dtype": "F16", "shape": [4], "data_offsets": [0, 999]}}, b"\0" * 8),
+    b"\x10\0\0\0\0\0\0\0{not json at all",
+    b"\x01\0",
+    safetensors_file({"w": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}}, b"\0" * 8),
+], ids=["header-past-the-end", "data-past-the-end", "offsets-past-the-end", "header-not-json", "too-short",
+        "integers"])
+def test_malformed_parameters_are_one_line(tmp_path, content):
+    path = tmp_path / "bad.safetensors"
+    path.write_bytes(content)
+    with pytest.raises(WeightsError) as error:
+        read_parameters(path)
+    assert "\n" not in str(error.value) and str(path) in str(error.value)
+
+
+def test_saving_in_a_guided_folder_keeps_the_guide_and_rehashes(guided_weights, tmp_path):
+    folder = copy_weights(guided_weights, tmp_path / "w")
+    before = json.loads((folder / CONFIG_FILE).read_text())
+    _, state = load_weights(folder)
+    state = {name: value * 0.5 for name, value in state.items()}  # a training run's newer weights
+    save_pretrained(folder, state, before["model"], Schedule(**before["schedule"]), {"steps": 7})
+    after = json.loads((folder / CONFIG_FILE).read_text())
+    assert after["guide"] == before["guide"] and after["training"] == {"steps": 7}
+    assert set(after["files"]) == {WEIGHTS_FILE, GRAPH_FILE, GUIDE_FILE}
+    assert after["files"][WEIGHTS_FILE] != before["files"][WEIGHTS_FILE]
+    guided = load_denoiser(folder)
+    assert guided.guidance == before["guide"]["guidance"]
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
 
 
 def test_weights_are_fp16_on_disk_and_graph_holds_no_parameters(tiny_weights):
@@ -145,7 +185,7 @@ def test_guidance_1_paints_the_network_alone_without_reading_the_guide(guided_we
     folder = copy_weights(guided_weights, tmp_path / "w")
     (folder / GUIDE_FILE).unlink()
     assert np.array_equal(paint(seed, steps=5, weights=folder, guidance=1), alone)
-    with pytest.raises(WeightsError, match=f"{GUIDE_FILE} is missing"):
+    with pytest.raises(PaintError, match=f"{GUIDE_FILE} is missing"):
         paint(seed, steps=5, weights=folder)
 
 

@@ -1,0 +1,86 @@
+"""Turning what a user typed (a command-line option or an Action input) into a checked value.
+
+Each parser takes the text and returns the value, or raises argparse.ArgumentTypeError with one line saying
+what is wrong: argparse puts the option's name before it, the Action's entrypoint its input's.
+"""
+
+import argparse
+import datetime
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from raccoon import render
+
+MIN_STEPS, MAX_STEPS = 1, 1000
+MAX_GUIDANCE = 10.0
+GITHUB_LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
+
+
+def day(text: str) -> datetime.date:
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return datetime.date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"not a real date in YYYY-MM-DD form: {text!r}")
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise argparse.ArgumentTypeError(f"unknown time zone {name!r}: use an IANA name such as Europe/Paris") from None
+
+
+def whole_number_between(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+size = whole_number_between(render.MIN_SIZE, render.MAX_SIZE)
+steps = whole_number_between(MIN_STEPS, MAX_STEPS)
+
+
+def guidance(text: str) -> float:
+    """An autoguidance weight: 1 (none) to MAX_GUIDANCE."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 1 <= value <= MAX_GUIDANCE:
+        raise argparse.ArgumentTypeError(f"must be between 1 (no guidance) and {MAX_GUIDANCE:g}, got {text}")
+    return value
+
+
+def login(text: str) -> str:
+    if not GITHUB_LOGIN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"not a GitHub login: {text[:60]!r}")
+    return text
+
+
+def one_of(choices: tuple[str, ...]):
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(choices)}, got {text[:60]!r}")
+        return text
+
+    return parse
+
+
+class UsageError(Exception):
+    """A command line that cannot be run; str() is the one-line message for the user."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose complaints are one line for the caller to print, not a usage dump and an exit."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
