@@ -8,12 +8,14 @@ workspace, and reports problems as annotations.
 """
 
 import argparse
+import datetime
 import os
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
-from raccoon import commits, options, painting
+from raccoon import commits, mosaic, options, painting
 
 DEFAULT_WORKSPACE = "/github/workspace"
 IN_ACTIONS = os.environ.get("GITHUB_ACTIONS") == "true"
@@ -70,11 +72,12 @@ def inside_workspace(workspace: Path, value: str, input_name: str) -> Path:
     return path
 
 
-def make_parents(path: Path, workspace: Path) -> list[Path]:
-    """Create the missing directories above `path`; return them, outermost first."""
-    missing = [parent for parent in reversed(path.parents) if parent.is_relative_to(workspace) and not parent.exists()]
-    for directory in missing:
-        directory.mkdir()
+def make_directories(directory: Path, workspace: Path) -> list[Path]:
+    """Create `directory` and whichever of its parents in the workspace are missing; return them, outermost first."""
+    missing = [path for path in (*reversed(directory.parents), directory)
+               if path.is_relative_to(workspace) and not path.exists()]
+    for path in missing:
+        path.mkdir()
     return missing
 
 
@@ -98,6 +101,8 @@ def write_outputs(path: str, outputs: dict[str, str]) -> None:
 def summary_markdown(report: painting.DayReport, outputs: dict[str, str]) -> str:
     rows = [("Date", f"{report.date} ({report.zone})"), ("Seed", f"`{report.seed}`"),
             ("Commits", f"{report.commits} (source: {report.source})"), ("Path", f"`{outputs['path']}`")]
+    if outputs.get("calendar_path"):
+        rows.append(("Calendar", f"`{outputs['calendar_path']}`"))
     if report.readme:
         rows.append(("README", f"`{outputs['readme']}`"))
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
@@ -113,48 +118,85 @@ def parsed_input(name: str, parse, default: str = ""):
         raise ActionError(f"input {name}: {error}") from None
 
 
-def day_request(workspace: Path) -> painting.DayRequest:
-    """The Action's inputs as a painting request: always GitHub's commit search, paths inside the workspace."""
-    output = inside_workspace(workspace, read_input("output", "raccoon.png"), "output")
-    readme_input = read_input("readme")
-    readme = inside_workspace(workspace, readme_input, "readme") if readme_input else None
+def workspace_input(workspace: Path, name: str, default: str = "") -> Path | None:
+    value = read_input(name, default)
+    return inside_workspace(workspace, value, name) if value else None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run paints: the day, and its month's calendar if asked for."""
+
+    day: painting.DayRequest
+    month: painting.MonthRequest | None
+
+
+def read_plan(workspace: Path) -> Plan:
+    """The Action's inputs as painting requests: always GitHub's commit search, paths inside the workspace."""
+    output = workspace_input(workspace, "output", "raccoon.png")
+    readme = workspace_input(workspace, "readme")
     if readme is not None and not readme.is_file():
-        raise ActionError(f"readme: {readme_input!r} is not a file in the workspace")
+        raise ActionError(f"readme: {read_input('readme')!r} is not a file in the workspace")
+    calendar, archive = workspace_input(workspace, "calendar"), workspace_input(workspace, "archive")
+    if archive is not None and calendar is None:
+        raise ActionError("archive: the archive keeps the calendar's days; give a calendar path too")
     username = parsed_input("username", options.login, os.environ.get("GITHUB_REPOSITORY_OWNER", ""))
     if not username:
         raise ActionError("username: give the GitHub login whose commits to paint")
-    return painting.DayRequest(
-        date=parsed_input("date", options.day), zone=parsed_input("timezone", options.zone, "UTC"),
+    source = painting.CommitSource(
         source="github", user=username, api_url=os.environ.get("GITHUB_API_URL") or commits.PUBLIC_API_URL,
-        on_error=parsed_input("on_error", options.one_of(painting.ON_ERROR), "fail"), out=output,
-        size=parsed_input("size", options.size, "256"), readme=readme, steps=parsed_input("steps", options.steps, "50"))
+        on_error=parsed_input("on_error", options.one_of(painting.ON_ERROR), "fail"))
+    shared = painting.Request(zone=parsed_input("timezone", options.zone, "UTC"), commits=source,
+                              steps=parsed_input("steps", options.steps, "50"))
+    date = parsed_input("date", options.day) or datetime.datetime.now(shared.zone).date()
+    day = painting.DayRequest(**vars(shared), date=date, out=output, size=parsed_input("size", options.size, "256"),
+                              readme=readme, calendar=calendar)
+    month = None if calendar is None else painting.MonthRequest(
+        **vars(shared), month=date, today=date, out=calendar, variants=True, archive=archive,
+        theme=parsed_input("theme", options.one_of(tuple(mosaic.THEMES)), "light"))
+    return Plan(day, month)
 
 
 def run(log: Log) -> int:
     workspace = workspace_dir()
-    request = day_request(workspace)
-    created = make_parents(request.out, workspace)
+    plan = read_plan(workspace)
+    day, month = plan.day, plan.month
+    created = make_directories(day.out.parent, workspace)
+    if month is not None:
+        created += make_directories(month.out.parent, workspace)
+        if month.archive is not None:
+            created += make_directories(month.archive, workspace)
     try:
-        report = painting.paint_day(request)
+        painter = day.painter()
+        month_report = None if month is None else painting.paint_month(month, painter)
+        report = painting.paint_day(day, painter)
     except painting.PaintError as error:
         raise ActionError(str(error)) from None
     finally:
         for directory in reversed(created):  # a failed paint leaves the workspace as it found it
-            if not any(directory.iterdir()):
+            if directory.is_dir() and not any(directory.iterdir()):
                 directory.rmdir()
-    for warning in report.warnings:
+    for warning in (month_report.warnings if month_report else ()) + report.warnings:
         log.annotate("warning", warning)
-    hand_to_workspace_owner([*created, request.out, *([request.readme] if report.readme_changed else [])], workspace)
+    written = [*created, day.out, *([day.readme] if report.readme_changed else [])]
+    if month_report is not None:
+        written += [Path(path) for path in month_report.outputs]
+        if month.archive is not None:
+            written += sorted(month.archive.rglob("*"))
+    hand_to_workspace_owner(written, workspace)
 
-    outputs = {"path": request.out.relative_to(workspace).as_posix(), "seed": report.seed,
-               "commits": str(report.commits), "date": report.date, "alt": report.alt}
+    outputs = {"path": day.out.relative_to(workspace).as_posix(), "seed": report.seed,
+               "commits": str(report.commits), "date": report.date, "alt": report.alt,
+               "calendar_path": month.out.relative_to(workspace).as_posix() if month else ""}
     if os.environ.get("GITHUB_OUTPUT"):
         write_outputs(os.environ["GITHUB_OUTPUT"], outputs)
     if os.environ.get("GITHUB_STEP_SUMMARY"):
-        readme = {"readme": request.readme.relative_to(workspace).as_posix()} if request.readme else {}
+        readme = {"readme": day.readme.relative_to(workspace).as_posix()} if day.readme else {}
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as summary:
             summary.write(summary_markdown(report, outputs | readme))
-    log.info(f"Painted {outputs['path']}: the raccoon of {report.date}, {report.commits} commits, seed {report.seed}")
+    log.info(f"Painted {outputs['path']}: the raccoon of {report.date}, {report.commits} commits, seed {report.seed}"
+             + (f"; and the calendar {outputs['calendar_path']}, {sum(day.archived for day in month_report.days)} "
+                f"days from the archive" if month else ""))
     return 0
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from raccoon.render import png_bytes
 from raccoon.backends import BACKENDS, OnnxDenoiser
-from raccoon.painting import IMAGE_SHAPE, Painter, sample
+from raccoon.painting import IMAGE_SHAPE, Painter, sample, starting_noise
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COUNTS = (1, 2, 4)  # CPUs a process may use, and ONNX Runtime threads
@@ -85,7 +85,7 @@ def trajectory_points(weights: Path, seed: bytes, steps: int, count: int) -> dic
         return denoiser(x, t)
 
     record.schedule = denoiser.schedule
-    sample(record, [seed], steps)
+    sample(record, starting_noise([seed]), steps)
     chosen = np.linspace(0, len(visited) - 1, count).round().astype(int)
     return {"x": np.stack([visited[i][0] for i in chosen]), "t": np.array([visited[i][1] for i in chosen])}
 
@@ -155,7 +155,7 @@ def growth(weights: Path, seeds: list[bytes], steps: int, draws: int) -> dict:
 
     def painted(d):
         predictions = []
-        images = sample(d, seeds, steps, on_step=lambda i, x0: predictions.append(x0.copy()))
+        images = sample(d, starting_noise(seeds), steps, on_step=lambda i, x0: predictions.append(x0.copy()))
         return images, np.stack(predictions)
 
     images, predictions = painted(denoiser)
@@ -188,7 +188,7 @@ def exactness_cost(weights: Path, steps: int, rounds: int) -> dict:
     for _ in range(rounds):
         for name, denoiser in denoisers.items():
             start = time.perf_counter()
-            sample(denoiser, seed, steps)
+            sample(denoiser, starting_noise(seed), steps)
             seconds[name].append(time.perf_counter() - start)
     result = {name: {"median": statistics.median(v), "min": min(v), "max": max(v)} for name, v in seconds.items()}
     result["cost"] = result["painter (exact)"]["median"] / result["fastest (ORT_ENABLE_ALL)"]["median"] - 1

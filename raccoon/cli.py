@@ -1,42 +1,70 @@
 """The `raccoon` command.
 
-`raccoon paint` turns its options into a `painting.DayRequest` and prints the report. `raccoon train`,
+`raccoon paint`, `raccoon calendar` and `raccoon morph` turn their options into a request of the painting API
+(raccoon.painting) and print its report. `raccoon train`,
 `raccoon export` and `raccoon eval` hand their arguments to the modules that make the model; those import
 PyTorch, so they are imported only when asked for and `raccoon paint` never loads it.
 
 Bad input gets one line on stderr, `raccoon: error: ...`, and exit code 2: no traceback, no partial file.
 """
 
+import argparse
 import importlib
 import json
 import os
 import sys
 from pathlib import Path
 
-from raccoon import __version__, commits, options, painting, render
+from tqdm import tqdm
 
+from raccoon import __version__, commits, mosaic, options, painting, render
+
+DATED_SOURCES = tuple(source for source in commits.SOURCES if source != "list")  # a list of SHAs is one day's
 DELEGATED = {"train": "raccoon.train", "export": "raccoon.export", "eval": "raccoon.evaluate"}
+
+
+def add_request_arguments(command: argparse.ArgumentParser, sources: tuple[str, ...] = commits.SOURCES) -> None:
+    """The options every painting command shares: the zone, the commit source, and how to paint."""
+    command.add_argument("--tz", type=options.zone, help="IANA time zone the days are in (default: this machine's, else UTC)")
+    command.add_argument("--source", choices=sources, default="auto",
+                         help="where commits come from (default auto: list with --commits, github with --user, "
+                              "git inside a repository with user.email set, else none)")
+    command.add_argument("--author", metavar="EMAIL",
+                         help="for --source git: author email (default: git config user.email)")
+    command.add_argument("--user", metavar="LOGIN", type=options.login, help="for --source github: whose commits to search")
+    command.add_argument("--api-url", default=os.environ.get("GITHUB_API_URL") or commits.PUBLIC_API_URL,
+                         help="GitHub API for --source github (default: $GITHUB_API_URL, else %(default)s)")
+    command.add_argument("--on-error", choices=painting.ON_ERROR, default="fail",
+                         help="when commits cannot be read: fail (exit 2) or paint the date-only raccoons")
+    command.add_argument("--steps", type=options.steps, default=50,
+                         help=f"denoising steps, {options.MIN_STEPS}..{options.MAX_STEPS} (default: %(default)s)")
+    command.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="model runtime (default: onnx)")
+    command.add_argument("--guidance", type=options.guidance, metavar="W",
+                         help="autoguidance by the weights' guide network, 1 for none (1.7x faster, plainer "
+                              "raccoons) to 10 (default: the weights' own)")
+    command.add_argument("--weights", type=Path, metavar="DIR", help="trained weights (default: the packaged ones)")
+    command.add_argument("--json", action="store_true", help="print one JSON object instead of a sentence")
+
+
+def request_fields(args) -> dict:
+    """The fields of painting.Request from the options of add_request_arguments."""
+    source = painting.CommitSource(source=args.source, user=args.user, author=args.author,
+                                   commits_file=getattr(args, "commits", None), api_url=args.api_url,
+                                   on_error=args.on_error)
+    return {"zone": args.tz, "commits": source, "steps": args.steps, "backend": args.backend,
+            "guidance": args.guidance, "weights": args.weights}
 
 
 def build_parser() -> options.Parser:
     parser = options.Parser(prog="raccoon",
-                    description="One raccoon a day, painted by a tiny diffusion model seeded by your commits.")
+                            description="One raccoon a day, painted by a tiny diffusion model seeded by your commits.")
     parser.add_argument("--version", action="version", version=f"raccoon {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=options.Parser)
+
     paint = commands.add_parser("paint", help="paint the raccoon of a day", description="Paint the raccoon of a day.")
     paint.add_argument("--date", type=options.day, help="the day, YYYY-MM-DD (default: today in --tz)")
-    paint.add_argument("--tz", type=options.zone, help="IANA time zone the day is in (default: this machine's, else UTC)")
-    paint.add_argument("--source", choices=commits.SOURCES, default="auto",
-                       help="where commits come from (default auto: list with --commits, github with --user, "
-                            "git inside a repository with user.email set, else none)")
+    add_request_arguments(paint)
     paint.add_argument("--commits", metavar="FILE", help="for --source list: one SHA per line, - for stdin")
-    paint.add_argument("--author", metavar="EMAIL",
-                       help="for --source git: author email (default: git config user.email)")
-    paint.add_argument("--user", metavar="LOGIN", type=options.login, help="for --source github: whose commits to search")
-    paint.add_argument("--api-url", default=os.environ.get("GITHUB_API_URL") or commits.PUBLIC_API_URL,
-                       help="GitHub API for --source github (default: $GITHUB_API_URL, else %(default)s)")
-    paint.add_argument("--on-error", choices=painting.ON_ERROR, default="fail",
-                       help="when commits cannot be read: fail (exit 2) or paint the date-only raccoon")
     paint.add_argument("--out", type=Path, default=Path("raccoon.png"), help="PNG to write (default: %(default)s)")
     paint.add_argument("--size", type=options.size, default=256,
                        help=f"PNG width and height in pixels, {render.MIN_SIZE}..{render.MAX_SIZE}; multiples of 64 "
@@ -44,40 +72,110 @@ def build_parser() -> options.Parser:
     paint.add_argument("--readme", type=Path, metavar="FILE",
                        help="put the image tag between this README's <!-- raccoon:start --> and "
                             "<!-- raccoon:end --> lines")
-    paint.add_argument("--steps", type=options.steps, default=50,
-                       help=f"denoising steps, {options.MIN_STEPS}..{options.MAX_STEPS} (default: %(default)s)")
-    paint.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="model runtime (default: onnx)")
-    paint.add_argument("--guidance", type=options.guidance, metavar="W",
-                       help="autoguidance by the weights' guide network, 1 for none (1.7x faster, plainer "
-                            "raccoons) to 10 (default: the weights' own)")
-    paint.add_argument("--weights", type=Path, metavar="DIR", help="trained weights (default: the packaged ones)")
+    paint.add_argument("--calendar", type=Path, metavar="PNG",
+                       help="with --readme: the block also shows this calendar's light and dark variants "
+                            "(written by raccoon calendar --variants)")
     paint.add_argument("--gif", type=Path, metavar="PATH", help="also write the denoising, step by step, as a GIF")
-    paint.add_argument("--json", action="store_true", help="print one JSON object instead of a sentence")
     paint.set_defaults(run=run_paint)
+
+    month = commands.add_parser("calendar", help="paint a month of raccoons as a calendar",
+                                description="Paint every day of a month, up to today, as a calendar.")
+    month.add_argument("--month", type=options.month, help="the month, YYYY-MM (default: this month in --tz)")
+    add_request_arguments(month, DATED_SOURCES)
+    month.add_argument("--theme", choices=tuple(mosaic.THEMES), default="light", help="colours (default: %(default)s)")
+    month.add_argument("--week-start", choices=mosaic.WEEK_STARTS, default="monday",
+                       help="the first column (default: %(default)s)")
+    month.add_argument("--out", type=Path, default=Path("calendar.png"), help="PNG to write (default: %(default)s)")
+    month.add_argument("--variants", action="store_true",
+                       help="also write NAME-light.png and NAME-dark.png, for a README's <picture>")
+    month.add_argument("--archive", type=Path, metavar="DIR",
+                       help="keep each finished day as DIR/YYYY/MM/DD.png, and reuse the days kept there")
+    month.set_defaults(run=run_calendar)
+
+    morph = commands.add_parser("morph", help="the walk from one day's raccoon to another's, as a GIF",
+                                description="Paint the walk between two days' raccoons through the model's "
+                                            "noise space, as a looping GIF.")
+    morph.add_argument("--from", dest="start", type=options.day, help="the first day (default: yesterday)")
+    morph.add_argument("--to", dest="end", type=options.day, help="the last day (default: today)")
+    morph.add_argument("--frames", type=options.whole_number_between(2, 64), default=16,
+                       help="paintings from one day to the other, both included, 2..64 (default: %(default)s)")
+    add_request_arguments(morph, DATED_SOURCES)
+    morph.add_argument("--out", type=Path, default=Path("morph.gif"), help="GIF to write (default: %(default)s)")
+    morph.add_argument("--size", type=options.size, default=256, help="GIF width and height (default: %(default)s)")
+    morph.set_defaults(run=run_morph)
+
     for command, text in (("train", "train the model (needs PyTorch)"), ("export", "export weights to ONNX"),
                           ("eval", "evaluate a trained model")):
         commands.add_parser(command, help=f"{text}; arguments go to {DELEGATED[command]}", add_help=False)
     return parser
 
 
+def _warn(report) -> None:
+    for warning in report.warnings:
+        print(f"raccoon: warning: {warning}", file=sys.stderr)
+
+
+def _progress(total_steps: int, what: str):
+    """A progress bar on stderr over the denoising steps, as an on_step callback, and the bar to close."""
+    bar = tqdm(total=total_steps, desc=what, unit="step", leave=False, file=sys.stderr, delay=2)
+    return (lambda i, x0: bar.update()), bar
+
+
 def run_paint(args) -> int:
-    request = painting.DayRequest(
-        date=args.date, zone=args.tz, source=args.source, user=args.user, author=args.author,
-        commits_file=args.commits, api_url=args.api_url, on_error=args.on_error, out=args.out, size=args.size,
-        gif=args.gif, readme=args.readme, steps=args.steps, backend=args.backend, guidance=args.guidance,
-        weights=args.weights)
+    request = painting.DayRequest(**request_fields(args), date=args.date, out=args.out, size=args.size,
+                                  gif=args.gif, readme=args.readme, calendar=args.calendar)
+    if args.calendar is not None and args.readme is None:
+        raise options.UsageError("--calendar goes with --readme (it adds the calendar to the README's block)")
     try:
         report = painting.paint_day(request)
     except painting.PaintError as error:
         raise options.UsageError(str(error)) from None
-    for warning in report.warnings:
-        print(f"raccoon: warning: {warning}", file=sys.stderr)
+    _warn(report)
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
         found = ("date only" if report.fallback else
                  f"{report.commits} commit{'s' * (report.commits != 1)} from {report.source}")
         print(f"Painted {args.out}: the raccoon of {report.date} ({report.zone}), {found}, seed {report.seed[:12]}")
+    return 0
+
+
+def run_calendar(args) -> int:
+    request = painting.MonthRequest(**request_fields(args), month=args.month, out=args.out, theme=args.theme,
+                                    week_start=args.week_start, variants=args.variants, archive=args.archive)
+    on_step, bar = _progress(args.steps, "painting the month")
+    try:
+        report = painting.paint_month(request, on_step=on_step)
+    except painting.PaintError as error:
+        raise options.UsageError(str(error)) from None
+    finally:
+        bar.close()
+    _warn(report)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        kept = sum(day.archived for day in report.days)
+        print(f"Painted {', '.join(report.outputs)}: {report.month} ({report.zone}), {len(report.days)} days"
+              + (f", {kept} from the archive" if kept else ""))
+    return 0
+
+
+def run_morph(args) -> int:
+    request = painting.MorphRequest(**request_fields(args), start=args.start, end=args.end, frames=args.frames,
+                                    out=args.out, size=args.size)
+    on_step, bar = _progress(args.steps, f"painting {args.frames} frames")
+    try:
+        report = painting.paint_morph(request, on_step=on_step)
+    except painting.PaintError as error:
+        raise options.UsageError(str(error)) from None
+    finally:
+        bar.close()
+    _warn(report)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(f"Painted {report.output}: from the raccoon of {report.start} to {report.end} ({report.zone}) "
+              f"in {report.frames} frames, and back")
     return 0
 
 

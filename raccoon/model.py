@@ -100,8 +100,8 @@ class Level(nn.Module):
 
 class UNet(nn.Module):
     """Encoder levels at 64, 32, 16 and 8 px; the decoder mirrors them, each decoder block also fed what
-    entered its encoder twin. Average pooling goes down and nearest upsampling goes up, so every
-    parameter sits in a ResBlock or an attention layer."""
+    entered its encoder twin. Average pooling goes down and nearest upsampling goes up, so changing
+    resolution adds no parameters."""
 
     def __init__(self, cfg: UNetConfig):
         super().__init__()

@@ -25,6 +25,13 @@ def day(text: str) -> datetime.date:
     raise argparse.ArgumentTypeError(f"not a real date in YYYY-MM-DD form: {text!r}")
 
 
+def month(text: str) -> datetime.date:
+    """A month as YYYY-MM, as the date of its first day."""
+    if re.fullmatch(r"\d{4}-\d{2}", text) and 1 <= int(text[5:]) <= 12 and int(text[:4]) >= 1:
+        return datetime.date(int(text[:4]), int(text[5:]), 1)
+    raise argparse.ArgumentTypeError(f"not a month in YYYY-MM form: {text!r}")
+
+
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)

@@ -1,11 +1,14 @@
-"""The painting API: seeds in, raccoons out; or a whole day's request in, its files and a report out.
+"""The painting API: seeds in, raccoons out; or a whole day's (or month's) request in, its files and a report out.
 
-`raccoon paint`, the Action's entrypoint, `raccoon eval` and the benchmarks all paint through here. A
-`Painter` holds a loaded network and turns seeds into 64x64 images. `paint_day` does a whole day: its
-commits, its seed, the painting, the PNG, the GIF and the README block. Every problem a user can fix is a
-`PaintError` whose text is one line, raised before any file is written.
+`raccoon paint`, `raccoon calendar`, `raccoon morph`, the Action's entrypoint, `raccoon eval` and the benchmarks
+all paint through here. A `Painter` holds a loaded network and turns seeds into 64x64 images, any number at
+once, each the same as painted alone. `paint_day` does a whole day: its commits, its seed, the painting, the
+PNG, the GIF and the README block; `paint_month` does every day of a month from one read of the commits,
+painted as one batch, for the calendar. Every problem a user can fix is a `PaintError` whose text is one line,
+raised before any file is written.
 """
 
+import contextlib
 import datetime
 import os
 import time
@@ -14,8 +17,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
+from PIL import Image
 
-from raccoon import commits, render
+from raccoon import commits, mosaic, render
 from raccoon.backends import BACKENDS, load_denoiser
 from raccoon.day import DayRecord, gaussian_noise
 from raccoon.diffusion import ddim_sample
@@ -35,9 +39,13 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip((image.transpose(1, 2, 0) + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
 
 
-def sample(denoiser, seeds: list[bytes], steps: int = 50, on_step=None) -> np.ndarray:
-    """The images of several seeds, drawn as one batch through `denoiser`, as (N, 64, 64, 3) uint8."""
-    noise = np.concatenate([gaussian_noise(seed, IMAGE_SHAPE) for seed in seeds])
+def starting_noise(seeds: list[bytes]) -> np.ndarray:
+    """The (N, 3, 64, 64) noise the painting of each seed starts from."""
+    return np.concatenate([gaussian_noise(seed, IMAGE_SHAPE) for seed in seeds])
+
+
+def sample(denoiser, noise: np.ndarray, steps: int = 50, on_step=None) -> np.ndarray:
+    """The images painted from a batch of starting noise through `denoiser`, as (N, 64, 64, 3) uint8."""
     return np.stack([to_uint8(x) for x in ddim_sample(denoiser, noise, denoiser.schedule, steps, on_step=on_step)])
 
 
@@ -64,9 +72,14 @@ class Painter:
         return self.denoiser.guidance
 
     def paint(self, seeds: list[bytes], steps: int = 50, on_step=None) -> np.ndarray:
-        """The raccoons of `seeds`, as (N, 64, 64, 3) uint8; `on_step(i, x0)` sees each step's predicted images."""
+        """The raccoons of `seeds`, as (N, 64, 64, 3) uint8, painted as one batch: each the same as painted alone.
+        `on_step(i, x0)` sees each step's predicted images."""
+        return self.paint_noise(starting_noise(seeds), steps, on_step)
+
+    def paint_noise(self, noise: np.ndarray, steps: int = 50, on_step=None) -> np.ndarray:
+        """The raccoons painted from a batch of starting noise (N, 3, 64, 64)."""
         try:
-            return sample(self.denoiser, seeds, steps, on_step)
+            return sample(self.denoiser, noise, steps, on_step)
         except ValueError as error:  # steps out of range
             raise PaintError(str(error)) from None
 
@@ -88,25 +101,85 @@ def local_zone_name() -> str:
 
 
 @dataclass(frozen=True)
-class DayRequest:
-    """What to paint and where to put it. Left as None, the date is today in the zone, and the zone this machine's."""
+class CommitSource:
+    """Where the commits come from (see commits.resolve_source), and what to do when they cannot be read."""
 
-    date: datetime.date | None = None
-    zone: ZoneInfo | None = None
-    source: str = "auto"  # see commits.resolve_source
+    source: str = "auto"
     user: str | None = None  # GitHub login, for the github source
     author: str | None = None  # author email, for the git source
     commits_file: str | None = None  # one SHA a line, "-" for stdin, for the list source
     api_url: str = commits.PUBLIC_API_URL
     on_error: str = "fail"  # one of ON_ERROR
+
+    def read(self, first: datetime.date, last: datetime.date, zone: ZoneInfo) -> "Commits":
+        """The commits of the days first..last, or with on_error date-only, none and why."""
+        if self.on_error not in ON_ERROR:
+            raise PaintError(f"on_error must be one of {', '.join(ON_ERROR)}, got {self.on_error!r}")
+        if self.commits_file is not None and self.source not in ("auto", "list"):
+            raise PaintError(f"--commits goes with --source list, not --source {self.source}")
+        source = self.source
+        try:
+            source = commits.resolve_source(source, user=self.user, commits_file=self.commits_file, author=self.author)
+            found = commits.collect_range(source, first, last, zone, commits_file=self.commits_file,
+                                          author=self.author, user=self.user, api_url=self.api_url)
+        except commits.SourceError as error:
+            if self.on_error == "fail":
+                raise PaintError(str(error)) from None
+            days = "the date-only raccoon" if first == last else f"the date-only raccoons of {first} to {last}"
+            empty = commits.RangeCommits(source, {day: () for day in days_between(first, last)})
+            return Commits(empty, str(error), (f"{error}; painted {days} instead",))
+        warnings = found.warnings
+        if found.incomplete:
+            warnings += (f"{found.incomplete}; these raccoons use the commits found",)
+        return Commits(found, None, warnings)
+
+
+@dataclass(frozen=True)
+class Commits:
+    found: commits.RangeCommits
+    fallback: str | None  # why the commits could not be read, when the date-only raccoons are painted
+    warnings: tuple[str, ...]
+
+    def seed(self, day: datetime.date) -> bytes:
+        try:
+            return DayRecord.of(day, self.found.days[day]).seed()
+        except ValueError as error:
+            raise PaintError(str(error)) from None
+
+
+def days_between(first: datetime.date, last: datetime.date) -> list[datetime.date]:
+    return [first + datetime.timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What every painting request holds: where the day is, where its commits come from, and how to paint.
+    Left as None, the zone is this machine's, the guidance the weights' own and the weights the shipped ones."""
+
+    zone: ZoneInfo | None = None
+    commits: CommitSource = CommitSource()
+    steps: int = 50
+    backend: str = "onnx"
+    guidance: float | None = None
+    weights: Path | None = None
+
+    def the_zone(self) -> ZoneInfo:
+        return self.zone or ZoneInfo(local_zone_name())
+
+    def painter(self) -> Painter:
+        return Painter.load(self.weights, self.backend, guidance=self.guidance)
+
+
+@dataclass(frozen=True)
+class DayRequest(Request):
+    """A day's raccoon and where to put it. Left as None, the date is today in the zone."""
+
+    date: datetime.date | None = None
     out: Path = Path("raccoon.png")
     size: int = 256
     gif: Path | None = None  # also write the denoising, step by step
     readme: Path | None = None  # put the image tag between this README's raccoon markers
-    steps: int = 50
-    backend: str = "onnx"
-    guidance: float | None = None  # None: the weights' own
-    weights: Path | None = None  # None: the shipped weights
+    calendar: Path | None = None  # the README block shows this month's calendar too: its light and dark variants
 
 
 @dataclass(frozen=True)
@@ -149,39 +222,23 @@ def _check_output(path: Path, what: str) -> Path:
     return path.resolve()
 
 
-def check_outputs(request: DayRequest) -> None:
-    """Every file the request would write is writable, no two are the same file, and the README has its block."""
-    outputs = {"the PNG": request.out, "the GIF": request.gif, "the README": request.readme}
-    resolved = {what: _check_output(path, what) for what, path in outputs.items() if path is not None}
+def check_outputs(outputs: dict[str, Path | None], readme: Path | None = None) -> None:
+    """Every file a request would write (`outputs`, named for the user) is writable, no two are the same file,
+    and the README, if any, has its block."""
+    outputs = {what: path for what, path in {**outputs, "the README": readme}.items() if path is not None}
+    resolved = {what: _check_output(path, what) for what, path in outputs.items()}
     if len(set(resolved.values())) < len(resolved):
-        raise PaintError(f"{' and '.join(f'{what} {outputs[what]}' for what in resolved)} must be different files")
-    if request.readme is not None:
+        raise PaintError(f"{' and '.join(f'{what} {path}' for what, path in outputs.items())} must be different files")
+    if readme is not None:
         try:
-            render.read_readme(request.readme)
+            render.read_readme(readme)
         except render.ReadmeError as error:
             raise PaintError(str(error)) from None
 
 
-def read_commits(request: DayRequest, date: datetime.date, zone: ZoneInfo) -> tuple[commits.DayCommits, str | None, list[str]]:
-    """The day's commits, why they could not be read (when the request falls back to the date alone), and warnings."""
-    if request.on_error not in ON_ERROR:
-        raise PaintError(f"on_error must be one of {', '.join(ON_ERROR)}, got {request.on_error!r}")
-    if request.commits_file is not None and request.source not in ("auto", "list"):
-        raise PaintError(f"--commits goes with --source list, not --source {request.source}")
-    source = request.source
-    try:
-        source = commits.resolve_source(source, user=request.user, commits_file=request.commits_file,
-                                        author=request.author)
-        day = commits.collect(source, date, zone, commits_file=request.commits_file, author=request.author,
-                              user=request.user, api_url=request.api_url)
-    except commits.SourceError as error:
-        if request.on_error == "fail":
-            raise PaintError(str(error)) from None
-        return commits.DayCommits(source, ()), str(error), [f"{error}; painted the date-only raccoon instead"]
-    warnings = list(day.warnings)
-    if day.incomplete:
-        warnings.append(f"{day.incomplete}; this raccoon uses the {len(day.shas)} commits found")
-    return day, None, warnings
+def check_size(size: int) -> None:
+    if not render.MIN_SIZE <= size <= render.MAX_SIZE:
+        raise PaintError(f"size must be between {render.MIN_SIZE} and {render.MAX_SIZE}, got {size}")
 
 
 def alt_text(date: datetime.date, commit_count: int) -> str:
@@ -189,55 +246,276 @@ def alt_text(date: datetime.date, commit_count: int) -> str:
     return f"The raccoon of {date.isoformat()}, painted by a tiny diffusion model from {found}"
 
 
-def write_files(request: DayRequest, image: np.ndarray, frames: list[np.ndarray], metadata: dict, alt: str) -> bool:
-    """The PNG, the GIF and the README block, each written atomically; whether the README changed."""
+def png_metadata(date: datetime.date, seed: bytes) -> dict[str, str]:
+    """The text chunks of every raccoon PNG: which day, which seed (the archive reads the seed back)."""
+    return {"raccoon:date": date.isoformat(), "raccoon:seed": seed.hex()}
+
+
+def _relative_src(path: Path, readme: Path) -> str:
+    return Path(os.path.relpath(path.resolve(), readme.resolve().parent)).as_posix()
+
+
+@contextlib.contextmanager
+def writing(path: Path):
+    """Report a failed write (disk full, permissions) as the one-line PaintError it is for the user."""
     try:
-        render.save_png(image, request.out, size=request.size, metadata=metadata)
+        yield
+    except OSError as error:
+        raise PaintError(f"cannot write {error.filename or path}: {error.strerror or error}") from None
+
+
+def readme_html(request: DayRequest, date: datetime.date, alt: str) -> str:
+    """The README block: the day's raccoon, and the month's calendar in the reader's colour scheme if asked for."""
+    block = render.readme_block(_relative_src(request.out, request.readme), alt)
+    if request.calendar is not None:
+        light, dark = (_relative_src(variant, request.readme) for variant in mosaic.theme_variants(request.calendar))
+        month = f"{mosaic.MONTHS[date.month - 1]} {date.year}"
+        block += "\n" + render.picture_block(light, dark, f"The raccoons of {month}, a calendar")
+    return block
+
+
+def write_files(request: DayRequest, image: np.ndarray, frames: list[np.ndarray], date: datetime.date, seed: bytes,
+                alt: str) -> bool:
+    """The PNG, the GIF and the README block, each written atomically; whether the README changed."""
+    with writing(request.out):
+        render.save_png(image, request.out, size=request.size, metadata=png_metadata(date, seed))
         if request.gif is not None:
             write_atomically(request.gif, render.gif_bytes(frames, size=request.size))
         if request.readme is None:
             return False
-        image_src = Path(os.path.relpath(request.out.resolve(), request.readme.resolve().parent)).as_posix()
-        return render.update_readme(request.readme, image_src, alt)
-    except OSError as error:
-        raise PaintError(f"cannot write {error.filename or request.out}: {error.strerror or error}") from None
-    except render.ReadmeError as error:
-        raise PaintError(str(error)) from None
+        try:
+            return render.update_readme(request.readme, readme_html(request, date, alt))
+        except render.ReadmeError as error:
+            raise PaintError(str(error)) from None
+
+
+class Stopwatch:
+    """Seconds spent in each named phase, in order."""
+
+    def __init__(self):
+        self.seconds, self._last = {}, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name], self._last = round(now - self._last, 3), now
 
 
 def paint_day(request: DayRequest, painter: Painter | None = None) -> DayReport:
     """Paint the raccoon of a day and write its files; `painter` defaults to one loaded for the request."""
-    if not render.MIN_SIZE <= request.size <= render.MAX_SIZE:
-        raise PaintError(f"size must be between {render.MIN_SIZE} and {render.MAX_SIZE}, got {request.size}")
-    check_outputs(request)
-    zone = request.zone or ZoneInfo(local_zone_name())
+    check_size(request.size)
+    check_outputs({"the PNG": request.out, "the GIF": request.gif}, request.readme)
+    zone = request.the_zone()
     date = request.date or datetime.datetime.now(zone).date()
-    seconds, clock = {}, time.perf_counter()
-
-    def lap(name):
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name], clock = round(now - clock, 3), now
-
-    day, fallback, warnings = read_commits(request, date, zone)
-    try:
-        seed = DayRecord.of(date, day.shas).seed()
-    except ValueError as error:
-        raise PaintError(str(error)) from None
-    lap("commits")
-    painter = painter or Painter.load(request.weights, request.backend, guidance=request.guidance)
-    lap("load")
+    watch = Stopwatch()
+    found = request.commits.read(date, date, zone)
+    seed, shas = found.seed(date), found.found.days[date]
+    watch.lap("commits")
+    painter = painter or request.painter()
+    watch.lap("load")
     frames = []
     keep_frame = (lambda i, x0: frames.append(to_uint8(x0[0]))) if request.gif is not None else None
     image = painter.paint([seed], request.steps, on_step=keep_frame)[0]
-    lap("paint")
-    alt = alt_text(date, len(day.shas))
-    readme_changed = write_files(request, image, frames, {"raccoon:date": date.isoformat(), "raccoon:seed": seed.hex()},
-                                 alt)
-    lap("write")
+    watch.lap("paint")
+    alt = alt_text(date, len(shas))
+    readme_changed = write_files(request, image, frames, date, seed, alt)
+    watch.lap("write")
     return DayReport(
-        date=date.isoformat(), zone=zone.key, seed=seed.hex(), commits=len(day.shas), source=day.source,
-        incomplete=bool(day.incomplete), on_error=request.on_error, fallback=fallback, output=str(request.out),
-        gif=None if request.gif is None else str(request.gif), readme=None if request.readme is None else str(request.readme),
-        readme_changed=readme_changed, size=request.size, steps=request.steps, backend=request.backend,
-        guidance=painter.guidance, alt=alt, warnings=tuple(warnings), seconds=seconds)
+        date=date.isoformat(), zone=zone.key, seed=seed.hex(), commits=len(shas), source=found.found.source,
+        incomplete=bool(found.found.incomplete), on_error=request.commits.on_error, fallback=found.fallback,
+        output=str(request.out), gif=None if request.gif is None else str(request.gif),
+        readme=None if request.readme is None else str(request.readme), readme_changed=readme_changed,
+        size=request.size, steps=request.steps, backend=request.backend, guidance=painter.guidance, alt=alt,
+        warnings=found.warnings, seconds=watch.seconds)
+
+
+# --------------------------------------------------------------------------------------------------- month
+
+
+@dataclass(frozen=True)
+class MonthRequest(Request):
+    """A month of raccoons as a calendar. Left as None, the month is this one and today is today in the zone;
+    days after today stay empty."""
+
+    month: datetime.date | None = None  # any day of the month
+    out: Path = Path("calendar.png")
+    theme: str = "light"  # one of mosaic.THEMES
+    week_start: str = "monday"  # one of mosaic.WEEK_STARTS
+    variants: bool = False  # also write OUT-light.png and OUT-dark.png, for a README's <picture>
+    archive: Path | None = None  # keep each finished day as ARCHIVE/YYYY/MM/DD.png, and reuse it
+    today: datetime.date | None = None
+
+
+@dataclass(frozen=True)
+class MonthDay:
+    date: str
+    seed: str
+    commits: int
+    archived: bool  # read back from the archive instead of painted
+
+
+@dataclass(frozen=True)
+class MonthReport:
+    month: str  # YYYY-MM
+    zone: str
+    source: str
+    on_error: str
+    fallback: str | None
+    days: tuple[MonthDay, ...]  # the days up to today, in order
+    outputs: tuple[str, ...]  # the calendar, then its variants
+    guidance: float | None  # None when every day came from the archive
+    warnings: tuple[str, ...]
+    seconds: dict[str, float] = field(default_factory=dict)  # commits, archive, load, paint, write
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def archive_path(archive: Path, day: datetime.date) -> Path:
+    return archive / f"{day.year:04d}" / f"{day.month:02d}" / f"{day.day:02d}.png"
+
+
+def archived_raccoon(archive: Path, day: datetime.date, seed: bytes) -> np.ndarray | None:
+    """The day's raccoon from the archive if it holds it for this very seed (the day's commits may have changed
+    since it was archived), else None."""
+    path = archive_path(archive, day)
+    try:
+        with Image.open(path) as picture:
+            if picture.text.get("raccoon:seed") != seed.hex() or picture.size != (64, 64) or picture.mode != "RGB":
+                return None
+            return np.asarray(picture)
+    except (OSError, ValueError):  # missing, or not a PNG: paint it again
+        return None
+
+
+def archive_raccoon(archive: Path, day: datetime.date, seed: bytes, image: np.ndarray) -> None:
+    """Keep a finished day's raccoon: the very PNG `raccoon paint --size 64` writes for it."""
+    path = archive_path(archive, day)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    render.save_png(image, path, size=64, metadata=png_metadata(day, seed))
+
+
+def paint_month(request: MonthRequest, painter: Painter | None = None, on_step=None) -> MonthReport:
+    """Paint every day of a month up to today from one read of its commits, as one batch (the archive's days
+    read back instead), and write the calendar. `on_step(i, x0)` follows the batch's denoising steps."""
+    zone = request.the_zone()
+    today = request.today or datetime.datetime.now(zone).date()
+    first = (request.month or today).replace(day=1)
+    if first > today:
+        raise PaintError(f"{first:%Y-%m} has not begun in {zone.key}: nothing to paint yet")
+    last = min(mosaic.last_day(first), today)
+    if request.theme not in mosaic.THEMES:
+        raise PaintError(f"theme must be one of {', '.join(mosaic.THEMES)}, got {request.theme!r}")
+    if request.week_start not in mosaic.WEEK_STARTS:
+        raise PaintError(f"week start must be one of {', '.join(mosaic.WEEK_STARTS)}, got {request.week_start!r}")
+    variants = mosaic.theme_variants(request.out) if request.variants else ()
+    check_outputs({"the calendar": request.out, **{f"the {variant.stem} calendar": variant for variant in variants}})
+    if request.archive is not None and not request.archive.is_dir():
+        raise PaintError(f"archive {request.archive} is not a directory")
+    watch = Stopwatch()
+    found = request.commits.read(first, last, zone)
+    days = days_between(first, last)
+    seeds = {day: found.seed(day) for day in days}
+    watch.lap("commits")
+    images = {}
+    if request.archive is not None:
+        for day in days[:-1] if last == today else days:  # today is not over: always painted afresh
+            image = archived_raccoon(request.archive, day, seeds[day])
+            if image is not None:
+                images[day] = image
+    archived = set(images)
+    watch.lap("archive")
+    to_paint = [day for day in days if day not in images]
+    painter = painter or (request.painter() if to_paint else None)
+    watch.lap("load")
+    if to_paint:
+        images.update(zip(to_paint, painter.paint([seeds[day] for day in to_paint], request.steps, on_step)))
+    watch.lap("paint")
+    with writing(request.out):
+        if request.archive is not None:
+            for day in to_paint:
+                if day < today:
+                    archive_raccoon(request.archive, day, seeds[day], images[day])
+        counts = {day: len(found.found.days[day]) for day in days}
+        for path, theme in ((request.out, request.theme), *zip(variants, ("light", "dark"))):
+            write_atomically(path, mosaic.png(first, images, counts, theme=theme, week_start=request.week_start))
+    watch.lap("write")
+    return MonthReport(
+        month=f"{first:%Y-%m}", zone=zone.key, source=found.found.source, on_error=request.commits.on_error,
+        fallback=found.fallback,
+        days=tuple(MonthDay(day.isoformat(), seeds[day].hex(), counts[day], day in archived) for day in days),
+        outputs=tuple(str(path) for path in (request.out, *variants)),
+        guidance=painter.guidance if painter else None, warnings=found.warnings, seconds=watch.seconds)
+
+
+# --------------------------------------------------------------------------------------------------- morph
+
+
+def slerp(start: np.ndarray, end: np.ndarray, fraction: float) -> np.ndarray:
+    """The point `fraction` of the way along the great circle from `start` to `end` (Shoemake's slerp), in
+    float64 and back to float32. Gaussian noise lives near a sphere: a straight line between two noises passes
+    through weaker noise than either, which the network paints as grey mush; the arc keeps its strength."""
+    a, b = start.astype(np.float64), end.astype(np.float64)
+    cosine = np.dot(a.ravel(), b.ravel()) / (np.linalg.norm(a) * np.linalg.norm(b))
+    angle = np.arccos(np.clip(cosine, -1.0, 1.0))
+    if angle < 1e-6:  # the same noise: nothing to walk
+        return start.copy()
+    mixed = (np.sin((1 - fraction) * angle) * a + np.sin(fraction * angle) * b) / np.sin(angle)
+    return mixed.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class MorphRequest(Request):
+    """The walk from one day's raccoon to another's, as a looping GIF."""
+
+    start: datetime.date | None = None  # None: yesterday in the zone
+    end: datetime.date | None = None  # None: today in the zone
+    frames: int = 16  # paintings from one day to the other, both included
+    out: Path = Path("morph.gif")
+    size: int = 256
+
+
+@dataclass(frozen=True)
+class MorphReport:
+    start: str
+    end: str
+    zone: str
+    seeds: tuple[str, str]
+    frames: int
+    output: str
+    warnings: tuple[str, ...]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+MORPH_FRAME_MS, MORPH_HOLD_MS = 120, 1500
+
+
+def paint_morph(request: MorphRequest, painter: Painter | None = None, on_step=None) -> MorphReport:
+    """Paint the frames between two days' starting noises (the first and last are those days' raccoons, byte for
+    byte), there and back again so the GIF loops without a jump, each day held a moment."""
+    check_size(request.size)
+    if not 2 <= request.frames <= 64:
+        raise PaintError(f"frames must be between 2 and 64, got {request.frames}")
+    check_outputs({"the GIF": request.out})
+    zone = request.the_zone()
+    today = datetime.datetime.now(zone).date()
+    start, end = request.start or today - datetime.timedelta(days=1), request.end or today
+    watch = Stopwatch()
+    found = [request.commits.read(day, day, zone) for day in (start, end)]
+    seeds = (found[0].seed(start), found[1].seed(end))
+    watch.lap("commits")
+    painter = painter or request.painter()
+    watch.lap("load")
+    first, last = starting_noise(list(seeds))
+    noise = np.concatenate([slerp(first, last, i / (request.frames - 1))[None] for i in range(request.frames)])
+    there = list(painter.paint_noise(noise, request.steps, on_step))
+    watch.lap("paint")
+    loop = there + there[-2:0:-1]
+    durations = [MORPH_HOLD_MS] + [MORPH_FRAME_MS] * (len(there) - 2) + [MORPH_HOLD_MS] + [MORPH_FRAME_MS] * (len(there) - 2)
+    with writing(request.out):
+        write_atomically(request.out, render.gif_bytes(loop, size=request.size, durations=durations))
+    watch.lap("write")
+    return MorphReport(start.isoformat(), end.isoformat(), zone.key, (seeds[0].hex(), seeds[1].hex()), request.frames,
+                       str(request.out), found[0].warnings + found[1].warnings, watch.seconds)

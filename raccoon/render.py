@@ -41,17 +41,24 @@ def save_png(image: np.ndarray, path: Path, *, size: int = 256, metadata: dict[s
     write_atomically(path, png_bytes(image, size=size, metadata=metadata))
 
 
-def gif_bytes(frames: list[np.ndarray], *, size: int = 256, frame_ms: int = 80, hold_ms: int = 2000) -> bytes:
-    """An endless loop from static to raccoon: one frame per denoising step, the last one held."""
+def gif_bytes(frames: list[np.ndarray], *, size: int = 256, durations: list[int] | None = None) -> bytes:
+    """An endless loop of 64x64 frames scaled to `size`, each shown for its duration in ms (default: the
+    denoising, 80 ms a step and the finished raccoon held for 2 s)."""
     pictures = [Image.fromarray(frame, "RGB").resize((size, size), Image.NEAREST) for frame in frames]
     buffer = BytesIO()
     pictures[0].save(buffer, format="GIF", save_all=True, append_images=pictures[1:], loop=0,
-                     duration=[frame_ms] * (len(pictures) - 1) + [hold_ms])
+                     duration=durations or [80] * (len(pictures) - 1) + [2000])
     return buffer.getvalue()
 
 
 def readme_block(image_src: str, alt: str) -> str:
     return f'<img src="{html.escape(image_src)}" alt="{html.escape(alt)}">'
+
+
+def picture_block(light_src: str, dark_src: str, alt: str) -> str:
+    """An image in the reader's colour scheme: GitHub shows the dark source to readers in dark mode."""
+    return (f'<picture><source media="(prefers-color-scheme: dark)" srcset="{html.escape(dark_src)}">'
+            f'<img src="{html.escape(light_src)}" alt="{html.escape(alt)}"></picture>')
 
 
 def read_readme(readme: Path) -> tuple[bytes, int, int]:
@@ -72,14 +79,14 @@ def read_readme(readme: Path) -> tuple[bytes, int, int]:
     return original, start, end
 
 
-def update_readme(readme: Path, image_src: str, alt: str) -> bool:
-    """Put the image tag between the raccoon markers; every other byte of the file stays as it was.
+def update_readme(readme: Path, block: str) -> bool:
+    """Put `block` (HTML, see readme_block) between the raccoon markers; every other byte of the file stays.
 
     The block uses the file's own line ending. Returns whether the file changed.
     """
     original, start, end = read_readme(readme)
     newline = b"\r\n" if b"\r\n" in original else b"\n"
-    block = newline + readme_block(image_src, alt).encode() + newline
+    block = newline + block.replace("\n", newline.decode()).encode() + newline
     updated = original[: start + len(README_START)] + block + original[end:]
     if updated == original:
         return False

@@ -45,7 +45,7 @@ from raccoon.day import DayRecord
 from raccoon.diffusion import Schedule
 from raccoon.files import write_atomically
 from raccoon.model import UNet, UNetConfig
-from raccoon.painting import sample
+from raccoon.painting import Painter
 from raccoon.pretrained import WeightsError, default_weights_dir, load_weights, save_pretrained
 
 # The recipe the ablations chose (weights/README.md); a resumed run keeps its own unless a flag says otherwise.
@@ -143,7 +143,8 @@ def optimizer_step(model, optimizer, schedule: Schedule, x0, t, noise, min_snr: 
 
 @torch.no_grad()
 def update_ema(ema, net, step: int, decay: float) -> None:
-    """Move the EMA towards the network, its decay warmed up from 0.9 so it does not linger on the first weights."""
+    """Move the EMA towards the network, its decay warmed up (0.1 at the first step) so it does not linger on the
+    first weights."""
     decay = min(decay, (1 + step) / (10 + step))
     for e, p in zip(ema.parameters(), net.parameters()):
         e.lerp_(p, 1 - decay)
@@ -254,7 +255,7 @@ def parse_args(argv):
     p.add_argument("--lr", type=number(float, 0), help=recipe.format(RECIPE["lr"]))
     p.add_argument("--warmup", type=number(int, 1), help="learning-rate warm-up steps "
                    + recipe.format(RECIPE["warmup"]))
-    p.add_argument("--ema", type=number(float, 0, 1), help="EMA decay, warmed up from 0.9 "
+    p.add_argument("--ema", type=number(float, 0, 1), help="EMA decay, warmed up as min(decay, (1 + step) / (10 + step)) "
                    + recipe.format(RECIPE["ema"]))
     p.add_argument("--jitter", type=number(float, 0, JITTER_CONTEXT - 1), help="random zoom of up to ±jitter and "
                    "shift of up to ±jitter/2 of the crop, 0 for flips only " + recipe.format(RECIPE["jitter"]))
@@ -380,8 +381,8 @@ def save(run: Path, state: State, optimizer, log: list[dict]) -> None:
 
 def write_samples(run: Path, state: State, steps: int) -> None:
     """The EMA network's grid of the first 16 days of 2026, and the trajectory of such grids over the run."""
-    painter = TorchDenoiser(copy.deepcopy(state.ema).cpu(), state.schedule)  # it feeds the network NumPy arrays
-    grid = image_grid(sample(painter, grid_seeds(16), steps=steps))
+    painter = Painter(TorchDenoiser(copy.deepcopy(state.ema).cpu(), state.schedule))  # it feeds the network NumPy
+    grid = image_grid(painter.paint(grid_seeds(16), steps=steps))
     save_png(grid, run / "samples" / f"step-{state.record['steps']:06d}.png")
     save_png(plot_trajectory(run / "samples"), run / "trajectory.png")
 

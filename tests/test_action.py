@@ -166,9 +166,9 @@ def run_action(image: str, workspace: Path, api_url: str, token: str = TOKEN, **
     unknown = set(inputs) - set(ACTION["inputs"])
     assert not unknown, f"not inputs of action.yml: {unknown}"
     file_commands = workspace.parent / f"{workspace.name}-file-commands"
-    file_commands.mkdir()
-    (file_commands / "set_output").touch()
-    (file_commands / "step_summary").touch()
+    file_commands.mkdir(exist_ok=True)  # a workspace may be run twice: each run starts with empty command files
+    (file_commands / "set_output").write_text("")
+    (file_commands / "step_summary").write_text("")
     contexts = {"${{ github.token }}": token, "${{ github.repository_owner }}": OWNER}
     env = {
         "GITHUB_ACTIONS": "true", "CI": "true", "HOME": "/github/home", "RUNNER_OS": "Linux",
@@ -206,7 +206,7 @@ def test_paints_the_days_commits(painted):
     expected_seed = DayRecord.of(DAY, DAY_SHAS).seed().hex()
     assert run.outputs == {
         "path": "images/raccoon.png", "seed": expected_seed, "commits": "2", "date": "2026-03-10",
-        "alt": run.outputs["alt"],
+        "alt": run.outputs["alt"], "calendar_path": "",
     }
     assert "2026-03-10" in run.outputs["alt"] and "2 commits" in run.outputs["alt"]
     with Image.open(workspace / "images" / "raccoon.png") as png:
@@ -241,6 +241,37 @@ def test_leaves_files_to_the_workspace_owner(painted):
     for path in (workspace / "images", workspace / "images" / "raccoon.png", workspace / "README.md"):
         assert path.stat().st_uid == RUNNER_UID, path
     assert sorted(p.name for p in workspace.rglob("*")) == ["README.md", "images", "raccoon.png"]
+
+
+def test_paints_the_month_with_an_archive_and_a_picture_in_the_readme(image, github, tmp_path):
+    workspace = make_workspace(tmp_path / "workspace")
+    inputs = dict(date=DAY.isoformat(), timezone=ZONE, steps="2", size="64", readme="README.md",
+                  calendar="images/calendar.png", archive="archive", theme="dark")
+    run = run_action(image, workspace, github.url, **inputs)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.outputs["calendar_path"] == "images/calendar.png"
+    assert sorted(p.name for p in (workspace / "images").iterdir()) == [
+        "calendar-dark.png", "calendar-light.png", "calendar.png"]
+    assert sorted(p.name for p in (workspace / "archive/2026/03").iterdir()) == [f"{d:02d}.png" for d in range(1, 10)]
+    assert all(path.stat().st_uid == RUNNER_UID for path in workspace.rglob("*"))
+    # The painted day is the calendar's last, and its tile is the PNG of the day (size 64): the same raccoon.
+    from raccoon import mosaic
+
+    with Image.open(workspace / "images/calendar.png") as calendar, Image.open(workspace / "raccoon.png") as day:
+        x, y = mosaic.tile_origin(DAY.replace(day=1), DAY)
+        assert calendar.crop((x, y, x + 64, y + 64)).tobytes() == day.tobytes()
+        assert calendar.getpixel((0, 0)) == (13, 17, 23)  # the dark theme
+    readme = (workspace / "README.md").read_text()
+    assert '<source media="(prefers-color-scheme: dark)" srcset="images/calendar-dark.png">' in readme
+    assert '<img src="images/calendar-light.png"' in readme and '<img src="raccoon.png"' in readme
+    # A second run reads the finished days back from the archive instead of painting them again.
+    first = (workspace / "images/calendar.png").read_bytes()
+    assert "0 days from the archive" in run.stdout
+    again = run_action(image, workspace, github.url, **inputs)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "9 days from the archive" in again.stdout
+    assert (workspace / "images/calendar.png").read_bytes() == first
+    run.assert_secret_hidden(TOKEN)
 
 
 def test_falls_back_to_the_date_with_a_warning(image, tmp_path):

@@ -15,7 +15,7 @@ from raccoon.evaluate import (
 from raccoon.export import export
 from raccoon.model import UNet, UNetConfig
 from raccoon.backends import OnnxDenoiser
-from raccoon.painting import sample
+from raccoon.painting import Painter
 from raccoon.pretrained import save_pretrained
 from raccoon.train import grid_seeds
 
@@ -153,7 +153,7 @@ def test_eval_writes_grid_pairs_and_metrics(tiny_weights, photos, tmp_path, racc
     # The grid holds the samples of the grid's fixed seeds, in order, at twice their size.
     grid = np.asarray(Image.open(out / "grid.png"))
     assert grid.shape == (2 * 128, 8 * 128, 3)
-    first = sample(OnnxDenoiser(tiny_weights), grid_seeds(1), steps=2)[0]
+    first = Painter(OnnxDenoiser(tiny_weights)).paint(grid_seeds(1), steps=2)[0]
     assert np.abs(grid[:128:2, :128:2].astype(int) - first).max() <= 1
     assert Image.open(out / "nearest.png").size == (3 * 128, evaluate.PAIR_ROWS * 128)
 

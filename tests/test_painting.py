@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from raccoon.day import DayRecord
-from raccoon.painting import DayRequest, Painter, PaintError, paint_day
+from raccoon.painting import CommitSource, DayRequest, Painter, PaintError, paint_day
 from raccoon.render import README_END, README_START
 
 DAY = datetime.date(2024, 1, 2)
@@ -25,8 +25,10 @@ def folder(tmp_path, tiny_model, monkeypatch) -> Path:
     return directory
 
 
-def request(folder: Path, **fields) -> DayRequest:
-    return DayRequest(**{"date": DAY, "source": "none", "out": folder / "raccoon.png", "steps": 3, **fields})
+def request(folder: Path, source: str = "none", on_error: str = "fail", author: str | None = None,
+            **fields) -> DayRequest:
+    commits = CommitSource(source=source, on_error=on_error, author=author)
+    return DayRequest(**{"date": DAY, "commits": commits, "out": folder / "raccoon.png", "steps": 3, **fields})
 
 
 def test_report_matches_the_files_written(folder):
@@ -98,3 +100,14 @@ def test_one_painter_paints_many_days_as_each_alone(folder):
     assert [report.seed for report in alone] == [seed.hex() for seed in seeds]
     assert together.shape == (3, 64, 64, 3) and len({image.tobytes() for image in together}) == 3
     np.testing.assert_array_equal(together[2], Painter.load().paint(seeds[2:], steps=3)[0])
+
+
+def test_readme_block_shows_the_calendar_in_the_readers_colour_scheme(folder, raccoon):
+    run = raccoon("paint", "--source", "none", "--date", "2024-01-02", "--steps", "2", "--readme", "README.md",
+                  "--calendar", "raccoons/calendar.png")
+    assert run.code == 0, run.err
+    readme = (folder / "README.md").read_text()
+    assert ('<picture><source media="(prefers-color-scheme: dark)" srcset="raccoons/calendar-dark.png">'
+            '<img src="raccoons/calendar-light.png" alt="The raccoons of January 2024, a calendar"></picture>') in readme
+    alone = raccoon("paint", "--source", "none", "--calendar", "c.png")
+    assert alone.code == 2 and "--calendar goes with --readme" in alone.err

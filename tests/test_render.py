@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from raccoon import files, render
-from raccoon.render import README_END, README_START, ReadmeError, png_bytes, save_png, update_readme
+from raccoon.render import README_END, README_START, ReadmeError, png_bytes, readme_block, save_png, update_readme
 
 START, END = README_START.encode(), README_END.encode()
 IMAGE = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
@@ -71,10 +71,10 @@ def test_readme_block_changes_only_what_is_between_the_markers(tmp_path, newline
     after = END + b"  tail" + newline + b"no final newline"
     readme = tmp_path / "README.md"
     readme.write_bytes(before + newline + b"old picture" + newline + b"more old" + newline + after)
-    assert update_readme(readme, "raccoon.png", 'Raccoon of 2024-01-02 & "friends"') is True
+    assert update_readme(readme, readme_block("raccoon.png", 'Raccoon of 2024-01-02 & "friends"')) is True
     expected_block = b'<img src="raccoon.png" alt="Raccoon of 2024-01-02 &amp; &quot;friends&quot;">'
     assert readme.read_bytes() == before + newline + expected_block + newline + after
-    assert update_readme(readme, "raccoon.png", 'Raccoon of 2024-01-02 & "friends"') is False
+    assert update_readme(readme, readme_block("raccoon.png", 'Raccoon of 2024-01-02 & "friends"')) is False
 
 
 @pytest.mark.parametrize("text", [
@@ -88,11 +88,11 @@ def test_readme_without_one_pair_of_markers_is_an_error(tmp_path, text):
     readme = tmp_path / "README.md"
     readme.write_bytes(text)
     with pytest.raises(ReadmeError, match="raccoon:start"):
-        update_readme(readme, "raccoon.png", "raccoon")
+        update_readme(readme, readme_block("raccoon.png", "raccoon"))
     assert readme.read_bytes() == text
     assert os.listdir(tmp_path) == ["README.md"]
 
 
 def test_missing_readme_is_an_error(tmp_path):
     with pytest.raises(ReadmeError, match="cannot read"):
-        update_readme(tmp_path / "README.md", "raccoon.png", "raccoon")
+        update_readme(tmp_path / "README.md", readme_block("raccoon.png", "raccoon"))

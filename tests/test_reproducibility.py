@@ -20,7 +20,7 @@ import onnxruntime as ort
 import pytest
 
 from raccoon.backends import PAINT_THREADS, OnnxDenoiser
-from raccoon.painting import DayRequest, paint_day
+from raccoon.painting import CommitSource, DayRequest, paint_day
 from raccoon.pretrained import GRAPH_FILE, default_weights_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -64,8 +64,9 @@ def test_shipped_weights_paint_the_pinned_raccoon(day, shas, tmp_path, clean_env
     commits = tmp_path / "shas.txt"
     commits.write_text("".join(sha + "\n" for sha in shas))
     monkeypatch.chdir(tmp_path)
-    request = DayRequest(date=datetime.date.fromisoformat(day), zone=ZoneInfo("UTC"), source="list",
-                         commits_file=str(commits), out=tmp_path / "r.png", size=64, weights=shipped_weights())
+    request = DayRequest(date=datetime.date.fromisoformat(day), zone=ZoneInfo("UTC"),
+                         commits=CommitSource(source="list", commits_file=str(commits)), out=tmp_path / "r.png",
+                         size=64, weights=shipped_weights())
     paint_day(request)
     assert hashlib.sha256((tmp_path / "r.png").read_bytes()).hexdigest() == PINNED_DAYS[day, shas]
 

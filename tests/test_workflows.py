@@ -7,6 +7,7 @@ shell scripts with shellcheck.
 """
 
 import datetime
+import json
 import os
 import re
 import shutil
@@ -14,6 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 import pytest
 import yaml
@@ -96,6 +102,7 @@ def test_action_defaults_are_the_cli_defaults():
     assert inputs["steps"]["default"] == str(paint.steps)
     assert inputs["on_error"]["default"] == paint.on_error
     assert inputs["output"]["default"] == str(paint.out)
+    assert inputs["theme"]["default"] == cli.build_parser().parse_args(["calendar"]).theme
     assert all(name == name.lower() and "-" not in name for name in inputs), "inputs are snake_case"
 
 
@@ -193,3 +200,97 @@ def test_output_branch_example_paints_each_day_once_it_is_over(tmp_path):
             painted_once_over.add(day)
     missed = [day for day in year if day not in painted_once_over]
     assert not missed, f"{len(missed)} days in {zone.key} get no run after they end, such as {missed[:3]}"
+
+
+# ------------------------------------------------------------------------ the project's own workflows
+
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+DEPENDABOT = ROOT / ".github" / "dependabot.yml"
+
+
+def load_workflow(name: str) -> dict:
+    return yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+
+
+def test_the_project_has_its_workflows():
+    assert {path.name for path in WORKFLOWS} >= {"ci.yml", "release.yml", "self-test.yml"}
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda path: path.name)
+def test_workflow_follows_the_workflow_schema(workflow):
+    result = check(tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(workflow))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflows_pass_actionlint(tmp_path):
+    """Every workflow, in a repository holding this action.yml: `uses: ./` steps are checked against it too."""
+    result = lint_with_local_action(tmp_path, {path.name: path.read_text() for path in WORKFLOWS})
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_workflows_ask_for_the_least_permissions():
+    """Read-only everywhere, but the release job, which writes its commit, tags and release, and the image."""
+    for path in WORKFLOWS:
+        workflow = yaml.safe_load(path.read_text())
+        assert workflow.get("permissions") in ({}, {"contents": "read"}), f"{path.name}: top-level permissions"
+        for name, job in workflow["jobs"].items():
+            expected = {"contents": "write", "packages": "write"} if path.name == "release.yml" else None
+            assert job.get("permissions") == expected, f"{path.name}: job {name}"
+            assert "timeout-minutes" in job, f"{path.name}: job {name} has no timeout"
+
+
+def test_ci_tests_every_supported_python():
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    matrix = load_workflow("ci.yml")["jobs"]["python"]["strategy"]["matrix"]["python"]
+    assert requires == f">={matrix[0]}"
+    minors = [int(version.split(".")[1]) for version in matrix]
+    assert minors == list(range(minors[0], minors[0] + len(minors))), "no Python version skipped"
+
+
+def test_ci_runs_the_projects_own_ci_script():
+    steps = load_workflow("ci.yml")["jobs"]["suite"]["steps"]
+    assert any("bash .ci/run" in step.get("run", "") for step in steps)
+
+
+def test_dependabot_follows_its_schema_and_covers_actions_docker_and_pip():
+    result = check(tool("check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(DEPENDABOT))
+    assert result.returncode == 0, result.stdout + result.stderr
+    updates = yaml.safe_load(DEPENDABOT.read_text())["updates"]
+    assert {(update["package-ecosystem"], update["directory"]) for update in updates} == {
+        ("github-actions", "/"), ("docker", "/"), ("pip", "/")}
+
+
+def test_self_test_runs_this_checkout_on_schedule_and_pull_requests():
+    workflow = load_workflow("self-test.yml")
+    triggers = workflow.get("on", workflow.get(True))
+    assert "pull_request" in triggers and triggers["schedule"]
+    steps = workflow["jobs"]["action"]["steps"]
+    assert [step["id"] for step in steps if step.get("uses") == "./"] == ["given", "today"]
+
+
+def self_test_check(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    steps = load_workflow("self-test.yml")["jobs"]["action"]["steps"]
+    script = next(step for step in steps if step.get("name") == "Check the outputs")["run"]
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd,
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60)
+
+
+def test_self_test_check_passes_real_outputs_and_fails_wrong_ones(tmp_path, raccoon):
+    """The self-test's last step, run on what `raccoon paint` writes, then on outputs that lie."""
+    outputs = {}
+    (tmp_path / "self-test").mkdir()  # the action makes it; `raccoon paint` wants it there
+    for name, args in (("GIVEN", ["--date", "2026-01-06", "--tz", "Europe/Paris"]), ("TODAY", ["--tz", "UTC"])):
+        before = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+        run = raccoon("paint", "--source", "none", *args, "--size", "64", "--steps", "1",
+                      "--out", tmp_path / "self-test" / f"{name.lower()}.png", "--json")
+        assert run.code == 0, run.err
+        report = json.loads(run.out)
+        outputs |= {f"{name}_PATH": f"self-test/{name.lower()}.png", f"{name}_SEED": report["seed"],
+                    f"{name}_DATE": report["date"], f"{name}_COMMITS": str(report["commits"])}
+    outputs["BEFORE"] = before
+    good = self_test_check(outputs, tmp_path)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.count(": a PNG of ") == 2
+    for lie in ({"GIVEN_SEED": outputs["TODAY_SEED"]}, {"GIVEN_SEED": "abc"}, {"GIVEN_DATE": "2026-01-07"},
+                {"TODAY_PATH": "self-test/missing.png"}, {"GIVEN_COMMITS": ""}):
+        assert self_test_check({**outputs, **lie}, tmp_path).returncode != 0, lie
