@@ -110,73 +110,58 @@ def build_parser() -> options.Parser:
     return parser
 
 
-def _warn(report) -> None:
+def _run(paint, request, args, sentence, progress: str | None = None) -> int:
+    """Paint `request` with `paint` (one of painting's paint_ functions), a progress bar over the denoising steps
+    if `progress` names the work; warnings to stderr, then the report as JSON or as `sentence(report)`."""
+    bar = tqdm(total=request.steps, desc=progress, unit="step", leave=False, file=sys.stderr, delay=2) if progress else None
+    try:
+        report = paint(request, on_step=lambda i, x0: bar.update()) if bar else paint(request)
+    except painting.PaintError as error:
+        raise options.UsageError(str(error)) from None
+    finally:
+        if bar:
+            bar.close()
     for warning in report.warnings:
         print(f"raccoon: warning: {warning}", file=sys.stderr)
-
-
-def _progress(total_steps: int, what: str):
-    """A progress bar on stderr over the denoising steps, as an on_step callback, and the bar to close."""
-    bar = tqdm(total=total_steps, desc=what, unit="step", leave=False, file=sys.stderr, delay=2)
-    return (lambda i, x0: bar.update()), bar
+    print(json.dumps(report.to_dict()) if args.json else sentence(report))
+    return 0
 
 
 def run_paint(args) -> int:
-    request = painting.DayRequest(**request_fields(args), date=args.date, out=args.out, size=args.size,
-                                  gif=args.gif, readme=args.readme, calendar=args.calendar)
     if args.calendar is not None and args.readme is None:
         raise options.UsageError("--calendar goes with --readme (it adds the calendar to the README's block)")
-    try:
-        report = painting.paint_day(request)
-    except painting.PaintError as error:
-        raise options.UsageError(str(error)) from None
-    _warn(report)
-    if args.json:
-        print(json.dumps(report.to_dict()))
-    else:
+    request = painting.DayRequest(**request_fields(args), date=args.date, out=args.out, size=args.size,
+                                  gif=args.gif, readme=args.readme, calendar=args.calendar)
+
+    def sentence(report) -> str:
         found = ("date only" if report.fallback else
                  f"{report.commits} commit{'s' * (report.commits != 1)} from {report.source}")
-        print(f"Painted {args.out}: the raccoon of {report.date} ({report.zone}), {found}, seed {report.seed[:12]}")
-    return 0
+        return f"Painted {args.out}: the raccoon of {report.date} ({report.zone}), {found}, seed {report.seed[:12]}"
+
+    return _run(painting.paint_day, request, args, sentence)
 
 
 def run_calendar(args) -> int:
     request = painting.MonthRequest(**request_fields(args), month=args.month, out=args.out, theme=args.theme,
                                     week_start=args.week_start, variants=args.variants, archive=args.archive)
-    on_step, bar = _progress(args.steps, "painting the month")
-    try:
-        report = painting.paint_month(request, on_step=on_step)
-    except painting.PaintError as error:
-        raise options.UsageError(str(error)) from None
-    finally:
-        bar.close()
-    _warn(report)
-    if args.json:
-        print(json.dumps(report.to_dict()))
-    else:
+
+    def sentence(report) -> str:
         kept = sum(day.archived for day in report.days)
-        print(f"Painted {', '.join(report.outputs)}: {report.month} ({report.zone}), {len(report.days)} days"
-              + (f", {kept} from the archive" if kept else ""))
-    return 0
+        return (f"Painted {', '.join(report.outputs)}: {report.month} ({report.zone}), {len(report.days)} days"
+                + (f", {kept} from the archive" if kept else ""))
+
+    return _run(painting.paint_month, request, args, sentence, progress="painting the month")
 
 
 def run_morph(args) -> int:
     request = painting.MorphRequest(**request_fields(args), start=args.start, end=args.end, frames=args.frames,
                                     out=args.out, size=args.size)
-    on_step, bar = _progress(args.steps, f"painting {args.frames} frames")
-    try:
-        report = painting.paint_morph(request, on_step=on_step)
-    except painting.PaintError as error:
-        raise options.UsageError(str(error)) from None
-    finally:
-        bar.close()
-    _warn(report)
-    if args.json:
-        print(json.dumps(report.to_dict()))
-    else:
-        print(f"Painted {report.output}: from the raccoon of {report.start} to {report.end} ({report.zone}) "
-              f"in {report.frames} frames, and back")
-    return 0
+
+    def sentence(report) -> str:
+        return (f"Painted {report.output}: from the raccoon of {report.start} to {report.end} ({report.zone}) "
+                f"in {report.frames} frames, and back")
+
+    return _run(painting.paint_morph, request, args, sentence, progress=f"painting {args.frames} frames")
 
 
 def _delegate(command: str, args: list[str]) -> int:

@@ -38,14 +38,6 @@ class SourceError(Exception):
 
 
 @dataclass(frozen=True)
-class DayCommits:
-    source: str  # the source that answered: git, list, github or none
-    shas: tuple[str, ...]
-    incomplete: str = ""  # why GitHub's answer may miss commits; empty when it is complete
-    warnings: tuple[str, ...] = ()  # one line each, for the caller to show: how the source got its answer
-
-
-@dataclass(frozen=True)
 class RangeCommits:
     source: str  # the source that answered: git, list, github or none
     days: dict[datetime.date, tuple[str, ...]]  # every day of the range in order, each with its sorted unique SHAs
@@ -98,24 +90,6 @@ def resolve_source(source: str, *, user: str | None = None, commits_file: str | 
     if _git(["rev-parse", "--git-dir"], cwd).returncode == 0 and (author or _git_email(cwd)):
         return "git"
     return "none"
-
-
-def collect(
-    source: str,
-    date: datetime.date,
-    zone: ZoneInfo,
-    *,
-    commits_file: str | None = None,
-    author: str | None = None,
-    user: str | None = None,
-    api_url: str = PUBLIC_API_URL,
-    environ=os.environ,
-    cwd: Path | None = None,
-) -> DayCommits:
-    """The day's commits from `source` (already resolved: not auto): the one-day range."""
-    found = collect_range(source, date, date, zone, commits_file=commits_file, author=author, user=user,
-                          api_url=api_url, environ=environ, cwd=cwd)
-    return DayCommits(found.source, found.days[date], incomplete=found.incomplete, warnings=found.warnings)
 
 
 def collect_range(

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from raccoon.commits import DayCommits, SourceError, collect, day_bounds, listed_commits, resolve_source
+from raccoon.commits import RangeCommits, SourceError, collect_range, day_bounds, listed_commits, resolve_source
 from raccoon.day import DayRecord
 
 UTC = datetime.timezone.utc
@@ -19,7 +19,7 @@ def utc(*args) -> datetime.datetime:
 
 def git_commits(date: datetime.date, zone: ZoneInfo, **options) -> list[str]:
     """The git source's SHAs for the day, as `raccoon paint` reads them."""
-    return list(collect("git", date, zone, **options).shas)
+    return list(collect_range("git", date, date, zone, **options).days[date])
 
 
 def span(date, zone_name) -> tuple[float, float]:
@@ -106,9 +106,9 @@ def test_git_source_in_a_sha256_repository(sha256_repo):
     day = datetime.date(2024, 5, 1)
     sha = sha256_repo.commit(utc(2024, 5, 1, 9))
     assert len(sha) == 64
-    found = collect("git", day, ZoneInfo("UTC"), cwd=sha256_repo.path)
-    assert found == DayCommits("git", (sha,))
-    assert DayRecord.of(day, found.shas).encode().endswith(f"\n{sha}\n".encode())
+    found = collect_range("git", day, day, ZoneInfo("UTC"), cwd=sha256_repo.path)
+    assert found == RangeCommits("git", {day: (sha,)})
+    assert DayRecord.of(day, found.days[day]).encode().endswith(f"\n{sha}\n".encode())
 
 
 def test_git_source_day_without_commits(git_repo):
@@ -153,7 +153,8 @@ def test_list_source_missing_file(tmp_path):
 
 
 def test_none_source():
-    assert collect("none", datetime.date(2024, 5, 1), ZoneInfo("UTC")) == DayCommits("none", ())
+    day = datetime.date(2024, 5, 1)
+    assert collect_range("none", day, day, ZoneInfo("UTC")) == RangeCommits("none", {day: ()})
 
 
 def test_auto_source(git_repo, tmp_path):

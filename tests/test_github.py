@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from fake_github import FakeCommit
 
-from raccoon.commits import DayCommits, collect
+from raccoon.commits import RangeCommits, collect_range
 from raccoon.day import DayRecord
 
 pytestmark = pytest.mark.usefixtures("tiny_model")
@@ -48,10 +48,11 @@ def paint_github(raccoon, fake_github, tmp_path, monkeypatch):
     return run
 
 
-def search(fake) -> DayCommits:
+def search(fake) -> RangeCommits:
     """The GitHub source as `raccoon paint` calls it, with GITHUB_TOKEN set, for what its report does not show."""
-    return collect("github", datetime.date.fromisoformat(DAY), ZoneInfo("UTC"), user="octocat", api_url=fake.url,
-                   environ={**os.environ, "GITHUB_TOKEN": TOKEN})
+    day = datetime.date.fromisoformat(DAY)
+    return collect_range("github", day, day, ZoneInfo("UTC"), user="octocat", api_url=fake.url,
+                         environ={**os.environ, "GITHUB_TOKEN": TOKEN})
 
 
 def assert_clean_failure(run, tmp_path, *fragments):
@@ -290,9 +291,9 @@ def test_search_refused_to_the_token_is_made_anonymously_with_a_warning(paint_gi
     fake_github.commits = commits_on(datetime.datetime(2024, 6, 15, 1, tzinfo=UTC), 2)
     warning = ("GitHub refused the commit search to this token (403 Resource not accessible by integration); "
                "searched anonymously (public commits only)")
-    day = search(fake_github)
-    assert day.shas == tuple(sorted([sha(0), sha(1)])) and day.source == "github"
-    assert day.warnings == (warning,)
+    found = search(fake_github)
+    assert found.days == {datetime.date.fromisoformat(DAY): tuple(sorted([sha(0), sha(1)]))} and found.source == "github"
+    assert found.warnings == (warning,)
     assert [authorization for _, authorization in fake_github.requests] == [f"token {TOKEN}", None]
     run = paint_github()
     assert run.code == 0, run.err

@@ -15,7 +15,7 @@ import pytest
 from fake_github import FakeCommit
 
 from raccoon import commits
-from raccoon.commits import RangeCommits, SourceError, collect, collect_range
+from raccoon.commits import RangeCommits, SourceError, collect_range
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -73,8 +73,8 @@ def test_a_month_is_one_search_bucketed_by_local_day_across_a_dst_change(fake_gi
     assert list(found.days) == MARCH
     assert queries(fake_github) == ["author:octocat author-date:2026-03-01T00:00:00-05:00..2026-03-31T23:59:59-04:00"]
     for day in (datetime.date(2026, 3, 8), datetime.date(2026, 3, 9)):  # a day alone is the one-day month
-        alone = collect("github", day, ZONE, user="octocat", api_url=fake_github.url)
-        assert alone.shas == found.days[day]
+        alone = collect_range("github", day, day, ZONE, user="octocat", api_url=fake_github.url)
+        assert alone.days == {day: found.days[day]}
 
 
 def test_a_normal_month_is_one_request_and_a_busy_one_one_search(fake_github):
@@ -168,7 +168,7 @@ def test_git_reads_a_month_in_one_pass_bucketed_across_a_dst_change(git_repo, mo
     assert found == RangeCommits("git", march(placed))
     assert sum("log" in args for args in git_calls) == 1
     for day in MARCH:  # a day alone is the one-day month
-        assert collect("git", day, ZONE, cwd=git_repo.path).shas == found.days[day]
+        assert collect_range("git", day, day, ZONE, cwd=git_repo.path).days == {day: found.days[day]}
 
 
 def test_list_source_gives_one_day_and_refuses_a_range(tmp_path):
