@@ -12,6 +12,8 @@ to its nearest real crop (flips included, as in training) in pixels and in featu
 `--sanity` checks the metric itself: real against real, against blurred copies, against noise.
 """
 
+import argparse
+import datetime
 import io
 import json
 import sys
@@ -31,7 +33,7 @@ from raccoon.backends import BACKENDS
 from raccoon.files import write_atomically
 from raccoon.painting import Painter, PaintError
 from raccoon.pretrained import WeightsError, default_weights_dir, read_config
-from raccoon.train import grid_seeds, image_grid
+from raccoon.train import TUNING_START, grid_seeds, image_grid
 
 FEATURE_NET = "efficientnet-lite0"
 FEATURE_SIZE = 224  # the network's input size: crops are upscaled to it
@@ -51,6 +53,12 @@ PIXEL_COPY_RMSE = 22.0
 FEATURE_COPY_COSINE = 0.95
 SANITY_BLUR_RADII = (0.5, 1.0, 2.0)
 PAIR_ROWS = 8
+# Whose days a measurement paints. Every choice (recipe, guidance, thresholds) is made on the tuning days; the
+# held-out days, fixed here before any candidate was painted on them, are painted once, for a final candidate's
+# headline numbers (the model card says which numbers come from which).
+SPLITS = {"tuning": TUNING_START, "held-out": datetime.date(2029, 1, 1)}
+HELD_OUT_DAYS = 128
+SHEET_TILES = 16  # tiles a reviewer judges at once
 
 
 @lru_cache(maxsize=1)
@@ -247,6 +255,27 @@ def memorization(samples: np.ndarray, f_samples: np.ndarray, reals: np.ndarray, 
     return report, rows
 
 
+def review_sheets(samples: np.ndarray, per_sheet: int = SHEET_TILES, scale: int = 4) -> list[Image.Image]:
+    """Sheets for blind counts: `per_sheet` samples each, 4 a row, scaled up crisply, numbered from 1 on each sheet
+    in a strip above the tile (never on it). A reviewer sees a sheet and nothing else."""
+    from PIL import ImageDraw, ImageFont
+
+    side, label, columns = 64 * scale, 28, 4
+    font = ImageFont.load_default(size=20)
+    sheets = []
+    for start in range(0, len(samples), per_sheet):
+        chunk = samples[start : start + per_sheet]
+        rows = -(-len(chunk) // columns)
+        sheet = Image.new("RGB", (columns * side, rows * (side + label)), "white")
+        draw = ImageDraw.Draw(sheet)
+        for i, image in enumerate(chunk):
+            x, y = (i % columns) * side, (i // columns) * (side + label)
+            draw.text((x + 6, y + 3), str(i + 1), fill="black", font=font)
+            sheet.paste(Image.fromarray(image).resize((side, side), Image.Resampling.NEAREST), (x, y + label))
+        sheets.append(sheet)
+    return sheets
+
+
 def png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
@@ -260,7 +289,14 @@ def parse_args(argv):
     p.add_argument("--weights", type=Path, default=None, metavar="DIR",
                    help="weights folder (default: $RACCOON_WEIGHTS, else the shipped weights)")
     p.add_argument("--samples", type=int, default=128,
-                   help="images to draw, from the model card grid's fixed seeds (default: %(default)s)")
+                   help="images to draw: the date-only raccoons of the split's first days (default: %(default)s)")
+    p.add_argument("--split", choices=tuple(SPLITS), default="tuning",
+                   help="tuning: the days every choice is made on (from 2026-01-01, the model card's grid); "
+                        f"held-out: {HELD_OUT_DAYS} days from 2029-01-01, for a final candidate only "
+                        "(default: %(default)s)")
+    p.add_argument("--labels", type=Path, metavar="JSON",
+                   help="blind answers per day ({\"YYYY-MM-DD\": {\"normal\": true, \"strict\": false}, ...}): "
+                        "report how well the recognizability proxy predicts each reviewer's (AUC)")
     p.add_argument("--steps", type=int, default=50, help="DDIM steps per image (default: %(default)s)")
     p.add_argument("--backend", choices=sorted(BACKENDS), default="onnx", help="model runtime (default: %(default)s)")
     p.add_argument("--guidance", type=options.guidance, default=None, metavar="W",
@@ -278,12 +314,59 @@ def parse_args(argv):
             p.error(f"--{name} must be at least 1")
     if not args.sanity and args.samples < 4:
         p.error("--samples must be at least 4 (KID compares subsets of half of them)")
+    if args.split == "held-out" and args.samples > HELD_OUT_DAYS:
+        p.error(f"--samples: the held-out set is {HELD_OUT_DAYS} days")
     return args
 
 
-def evaluate(painter: Painter, reals: np.ndarray, count: int, steps: int, batch: int) -> tuple[dict, dict[str, bytes]]:
-    """The model's metrics on `count` samples of the grid's seeds, and the pictures to write beside them."""
-    seeds = grid_seeds(count)
+def read_labels(path: Path) -> dict[str, dict[str, bool]]:
+    """Blind answers per day: {"YYYY-MM-DD": {"normal": true, "strict": false}, ...}."""
+    try:
+        labels = json.loads(Path(path).read_text())
+        if not isinstance(labels, dict) or not all(
+                options.day(day) and isinstance(answers, dict) and answers
+                and all(isinstance(answer, bool) for answer in answers.values()) for day, answers in labels.items()):
+            raise ValueError
+        return labels
+    except OSError as error:
+        raise options.UsageError(f"cannot read --labels {path}: {error.strerror}") from None
+    except (ValueError, argparse.ArgumentTypeError):
+        raise options.UsageError(f"--labels {path} is not a JSON object of days to reviewers' true/false "
+                                 "answers") from None
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The chance that a positive scores above a negative (ties count half): the area under the ROC curve."""
+    positive, negative = scores[labels], scores[~labels]
+    if not len(positive) or not len(negative):
+        return float("nan")
+    above = (positive[:, None] > negative[None]).sum() + 0.5 * (positive[:, None] == negative[None]).sum()
+    return float(above / (len(positive) * len(negative)))
+
+
+def recognizability(days: list[datetime.date], seeds: list[bytes], cosine: np.ndarray, labels: dict | None) -> dict:
+    """The proxy for a raccoon a stranger names at a glance, per sample: the cosine of its features to the nearest
+    real crop's (a sample that looks like some raccoon photo), and with blind labels, its AUC for each reviewer."""
+    report = {"proxy": "feature cosine to the nearest real crop (flips included)",
+              "per_sample": [{"date": day.isoformat(), "seed": seed.hex(), "proxy": float(value)}
+                             for day, seed, value in zip(days, seeds, cosine)]}
+    if labels:
+        labelled = [i for i, day in enumerate(days) if day.isoformat() in labels]
+        reviewers = sorted({name for answers in labels.values() for name in answers})
+        report["labelled"] = len(labelled)
+        report["auc"] = {name: auc(cosine[labelled], np.array([bool(labels[days[i].isoformat()][name])
+                                                                for i in labelled])) for name in reviewers}
+        report["recognized"] = {name: int(sum(bool(labels[days[i].isoformat()][name]) for i in labelled))
+                                for name in reviewers}
+    return report
+
+
+def evaluate(painter: Painter, reals: np.ndarray, count: int, steps: int, batch: int, split: str = "tuning",
+             labels: dict | None = None) -> tuple[dict, dict[str, bytes]]:
+    """The model's metrics on the date-only raccoons of the split's first `count` days, and the pictures to write
+    beside them."""
+    days = [SPLITS[split] + datetime.timedelta(days=i) for i in range(count)]
+    seeds = grid_seeds(count, SPLITS[split])
     start = time.time()
     samples = draw_samples(painter, seeds, steps, batch)
     sampled = time.time()
@@ -292,19 +375,24 @@ def evaluate(painter: Painter, reals: np.ndarray, count: int, steps: int, batch:
     featured = time.time()
     kid_mean, kid_std = kid(f_references[: len(reals)], f_samples)
     report, rows = memorization(samples, f_samples, reals, f_references, seeds)
+    _, cosine = nearest_in_features(f_samples, f_references)
     metrics = {
+        "split": split,
         "feature_net": f"{FEATURE_NET} (ImageNet), pooled penultimate layer, {FEATURE_SIZE}px",
         "kid": {"mean": kid_mean, "std": kid_std, "subsets": KID_SUBSETS},
         "memorization": report,
+        "recognizability": recognizability(days, seeds, cosine, labels),
         "seconds": {"sampling": sampled - start, "features": featured - sampled},
     }
-    pictures = {"grid.png": png(image_grid(samples[:GRID_SEEDS])), "nearest.png": png(image_grid(rows, columns=3))}
+    pictures = {"grid.png": png(image_grid(samples[:GRID_SEEDS])), "nearest.png": png(image_grid(rows, columns=3)),
+                **{f"sheet-{n}.png": png(sheet) for n, sheet in enumerate(review_sheets(samples[:GRID_SEEDS]), 1)}}
     return metrics, pictures
 
 
 def main(argv=None) -> int:
     try:
         args = parse_args(argv)
+        labels = read_labels(args.labels) if args.labels else None
     except options.UsageError as error:
         return _fail(str(error))
     if args.threads:
@@ -323,7 +411,7 @@ def main(argv=None) -> int:
         if args.sanity:
             metrics, pictures = sanity(reals), {}
         else:
-            metrics, pictures = evaluate(painter, reals, args.samples, args.steps, args.batch)
+            metrics, pictures = evaluate(painter, reals, args.samples, args.steps, args.batch, args.split, labels)
             metrics = {"weights": str(weights), "training_steps": config["training"].get("steps"),
                        "backend": args.backend, "guidance": painter.guidance, "steps": args.steps,
                        "samples": args.samples, **metrics}
@@ -351,10 +439,12 @@ def _summary(metrics: dict) -> str:
         return "KID of half the crops against: " + ", ".join(
             f"{name} {v['mean']:.4f} ± {v['std']:.4f}" for name, v in metrics["kid_against_real_half"].items())
     memo, closest = metrics["memorization"], metrics["memorization"]["closest_in_pixels"]
-    return (f"KID {metrics['kid']['mean']:.4f} ± {metrics['kid']['std']:.4f} ({metrics['samples']} samples, "
-            f"guidance {metrics['guidance']:g}, {metrics['real_crops']} real crops); near-copies: "
-            f"{len(memo['near_copies'])}; closest in pixels: sample {closest['sample']} at RMSE "
-            f"{closest['in_pixels']['rmse']:.1f}")
+    aucs = metrics["recognizability"].get("auc", {})
+    return (f"KID {metrics['kid']['mean']:.4f} ± {metrics['kid']['std']:.4f} ({metrics['samples']} samples of the "
+            f"{metrics['split']} days, guidance {metrics['guidance']:g}, {metrics['real_crops']} real crops); "
+            f"near-copies: {len(memo['near_copies'])}; closest in pixels: sample {closest['sample']} at RMSE "
+            f"{closest['in_pixels']['rmse']:.1f}"
+            + "".join(f"; proxy AUC for the {name} reviewer {value:.2f}" for name, value in aucs.items()))
 
 
 if __name__ == "__main__":

@@ -88,9 +88,11 @@ class State:
     optimizer_state: dict | None = None  # AdamW's moments, when resuming
 
 
-def grid_seeds(n: int) -> list[bytes]:
-    """The seeds of the model card's grid: the date-only records of the first n days of 2026."""
-    start = datetime.date(2026, 1, 1)
+TUNING_START = datetime.date(2026, 1, 1)  # the model card's grid: every choice so far was made on these days
+
+
+def grid_seeds(n: int, start: datetime.date = TUNING_START) -> list[bytes]:
+    """The date-only records' seeds of the n days from `start`: by default the model card's grid (the tuning set)."""
     return [DayRecord.of(start + datetime.timedelta(days=i), []).seed() for i in range(n)]
 
 

@@ -140,7 +140,11 @@ def test_eval_writes_grid_pairs_and_metrics(tiny_weights, photos, tmp_path, racc
     assert run.code == 0, run.err
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"data", "real_crops", "weights", "training_steps", "backend", "guidance", "steps",
-                            "samples", "feature_net", "kid", "memorization", "seconds"}
+                            "samples", "split", "feature_net", "kid", "memorization", "recognizability", "seconds"}
+    proxies = metrics["recognizability"]["per_sample"]
+    assert [p["date"] for p in proxies] == [f"2026-01-{d:02d}" for d in range(1, 11)] and metrics["split"] == "tuning"
+    assert [p["seed"] for p in proxies] == [seed.hex() for seed in grid_seeds(10)]
+    assert all(-1 <= p["proxy"] <= 1 for p in proxies) and "auc" not in metrics["recognizability"]
     assert (metrics["real_crops"], metrics["training_steps"], metrics["samples"], metrics["guidance"]) == (12, 7, 10, 1)
     assert set(metrics["kid"]) == {"mean", "std", "subsets"} and np.isfinite(metrics["kid"]["mean"])
     memo = metrics["memorization"]
@@ -155,7 +159,36 @@ def test_eval_writes_grid_pairs_and_metrics(tiny_weights, photos, tmp_path, racc
     assert grid.shape == (2 * 128, 8 * 128, 3)
     first = Painter(OnnxDenoiser(tiny_weights)).paint(grid_seeds(1), steps=2)[0]
     assert np.abs(grid[:128:2, :128:2].astype(int) - first).max() <= 1
+    sheet = np.asarray(Image.open(out / "sheet-1.png"))  # the 10 samples, 4 a row, numbered above each tile
+    assert sheet.shape == (3 * (256 + 28), 4 * 256, 3) and not (out / "sheet-2.png").exists()
+    assert np.array_equal(sheet[28 : 28 + 256 : 4, 256 : 512 : 4], grid[:128:2, 128:256:2])
     assert Image.open(out / "nearest.png").size == (3 * 128, evaluate.PAIR_ROWS * 128)
+
+
+def test_auc_counts_the_pairs_a_score_puts_in_order():
+    scores = np.array([0.9, 0.8, 0.7, 0.3, 0.3])
+    assert evaluate.auc(scores, np.array([True, True, False, False, False])) == 1.0
+    assert evaluate.auc(scores, np.array([False, False, True, True, True])) == 0.0
+    assert evaluate.auc(scores, np.array([True, False, True, False, False])) == pytest.approx(5 / 6)
+    assert evaluate.auc(np.array([0.5, 0.5]), np.array([True, False])) == 0.5
+
+
+def test_the_proxy_is_scored_against_blind_labels_on_a_split(tiny_weights, photos, tmp_path, raccoon):
+    days = [f"2029-01-{d:02d}" for d in range(1, 7)]
+    labels = {day: {"normal": i % 2 == 0, "strict": i < 2} for i, day in enumerate(days[:5])}
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    out = tmp_path / "eval"
+    run = raccoon("eval", "--data", photos, "--weights", tiny_weights, "--samples", 6, "--steps", 2, "--split",
+                  "held-out", "--labels", tmp_path / "labels.json", "--threads", 1, "--out", out)
+    assert run.code == 0, run.err
+    report = json.loads((out / "metrics.json").read_text())["recognizability"]
+    assert [p["date"] for p in report["per_sample"]] == days
+    assert report["labelled"] == 5 and report["recognized"] == {"normal": 3, "strict": 2}
+    proxies = np.array([p["proxy"] for p in report["per_sample"]][:5])
+    for name in ("normal", "strict"):
+        expected = evaluate.auc(proxies, np.array([labels[day][name] for day in days[:5]]))
+        assert report["auc"][name] == pytest.approx(expected)
+    assert f"proxy AUC for the normal reviewer {report['auc']['normal']:.2f}" in run.out
 
 
 def test_sanity_separates_real_from_noise_and_flags_copies(photos, tmp_path, raccoon):
@@ -172,13 +205,17 @@ def test_sanity_separates_real_from_noise_and_flags_copies(photos, tmp_path, rac
     assert not (out / "grid.png").exists()
 
 
-@pytest.mark.parametrize("problem", ["no photos", "no weights", "too few samples", "too few photos", "guidance below 1"])
+@pytest.mark.parametrize("problem", ["no photos", "no weights", "too few samples", "too few photos", "guidance below 1",
+                                     "past the held-out set", "labels not JSON"])
 def test_bad_input_is_one_line_and_exit_2(tiny_weights, photos, tmp_path, raccoon, problem):
     args = {"no photos": ["--data", tmp_path / "empty", "--weights", tiny_weights],
             "no weights": ["--data", photos, "--weights", tmp_path / "nowhere"],
             "too few samples": ["--data", photos, "--weights", tiny_weights, "--samples", 3],
             "too few photos": ["--data", tmp_path / "two", "--sanity"],
-            "guidance below 1": ["--data", photos, "--weights", tiny_weights, "--guidance", 0.5]}[problem]
+            "guidance below 1": ["--data", photos, "--weights", tiny_weights, "--guidance", 0.5],
+            "past the held-out set": ["--data", photos, "--weights", tiny_weights, "--split", "held-out",
+                                      "--samples", 129],
+            "labels not JSON": ["--data", photos, "--weights", tiny_weights, "--labels", photos / "p0.png"]}[problem]
     (tmp_path / "empty").mkdir()
     (tmp_path / "two").mkdir()
     for i in range(2):
