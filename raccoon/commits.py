@@ -62,11 +62,16 @@ def range_bounds(first: datetime.date, last: datetime.date, zone: ZoneInfo) -> t
     return int(day_bounds(first, zone)[0].timestamp()), int(day_bounds(last, zone)[1].timestamp())
 
 
+def days_between(first: datetime.date, last: datetime.date) -> list[datetime.date]:
+    """Every day first..last, in order."""
+    return [first + datetime.timedelta(days=n) for n in range((last - first).days + 1)]
+
+
 def bucket_by_day(dated_shas, first: datetime.date, last: datetime.date,
                   zone: ZoneInfo) -> dict[datetime.date, tuple[str, ...]]:
     """(Unix timestamp, SHA) pairs grouped by the local day they fall in, for every day first..last in order;
     pairs outside the range are dropped. A day's own bounds decide, so a DST day holds 23 or 25 hours."""
-    dates = [first + datetime.timedelta(days=n) for n in range((last - first).days + 1)]
+    dates = days_between(first, last)
     starts = [day_bounds(date, zone)[0].timestamp() for date in dates]
     start, end = range_bounds(first, last, zone)
     days = {date: set() for date in dates}
@@ -218,8 +223,9 @@ class GitHubLimits:
                     values[field] = kind(environ[name])
                 except ValueError:
                     raise SourceError(f"{name} must be a {kind.__name__}, got {environ[name]!r}") from None
-                if not math.isfinite(values[field]) or values[field] < 0:
-                    raise SourceError(f"{name} must be zero or more, got {environ[name]!r}")
+                if not math.isfinite(values[field]) or values[field] < (1 if field == "timeout" else 0):
+                    raise SourceError(f"{name} must be {'1' if field == 'timeout' else 'zero'} or more, "
+                                      f"got {environ[name]!r}")
         return cls(**values)
 
 

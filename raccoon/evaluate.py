@@ -351,13 +351,13 @@ def recognizability(days: list[datetime.date], seeds: list[bytes], cosine: np.nd
               "per_sample": [{"date": day.isoformat(), "seed": seed.hex(), "proxy": float(value)}
                              for day, seed, value in zip(days, seeds, cosine)]}
     if labels:
-        labelled = [i for i, day in enumerate(days) if day.isoformat() in labels]
-        reviewers = sorted({name for answers in labels.values() for name in answers})
-        report["labelled"] = len(labelled)
-        report["auc"] = {name: auc(cosine[labelled], np.array([bool(labels[days[i].isoformat()][name])
-                                                                for i in labelled])) for name in reviewers}
-        report["recognized"] = {name: int(sum(bool(labels[days[i].isoformat()][name]) for i in labelled))
-                                for name in reviewers}
+        answers = {name: {i: labels[day.isoformat()][name] for i, day in enumerate(days)
+                          if name in labels.get(day.isoformat(), {})}
+                   for name in sorted({name for answers in labels.values() for name in answers})}
+        report["labelled"] = {name: len(given) for name, given in answers.items()}
+        report["auc"] = {name: auc(cosine[list(given)], np.array(list(given.values()), dtype=bool))
+                         for name, given in answers.items()}
+        report["recognized"] = {name: sum(given.values()) for name, given in answers.items()}
     return report
 
 

@@ -16,20 +16,23 @@ MAX_GUIDANCE = 10.0
 GITHUB_LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
 
 
+LAST_YEAR = 9998  # a day's end is the next midnight: 9999-12-31 would have none
+
+
 def day(text: str) -> datetime.date:
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) and int(text[:4]) <= LAST_YEAR:
             return datetime.date.fromisoformat(text)
     except ValueError:
         pass
-    raise argparse.ArgumentTypeError(f"not a real date in YYYY-MM-DD form: {text!r}")
+    raise argparse.ArgumentTypeError(f"not a real date in YYYY-MM-DD form (up to {LAST_YEAR}): {text!r}")
 
 
 def month(text: str) -> datetime.date:
     """A month as YYYY-MM, as the date of its first day."""
-    if re.fullmatch(r"\d{4}-\d{2}", text) and 1 <= int(text[5:]) <= 12 and int(text[:4]) >= 1:
+    if re.fullmatch(r"\d{4}-\d{2}", text) and 1 <= int(text[5:]) <= 12 and 1 <= int(text[:4]) <= LAST_YEAR:
         return datetime.date(int(text[:4]), int(text[5:]), 1)
-    raise argparse.ArgumentTypeError(f"not a month in YYYY-MM form: {text!r}")
+    raise argparse.ArgumentTypeError(f"not a month in YYYY-MM form (up to {LAST_YEAR}): {text!r}")
 
 
 def zone(name: str) -> ZoneInfo:

@@ -66,6 +66,10 @@ class Painter:
             return cls(load_denoiser(weights or default_weights_dir(), backend, threads, guidance))
         except WeightsError as error:
             raise PaintError(str(error)) from None
+        except ModuleNotFoundError as error:
+            if backend != "torch" or (error.name or "").partition(".")[0] != "torch":
+                raise
+            raise PaintError("--backend torch needs PyTorch: pip install 'raccoon-action[train]'") from None
 
     @property
     def guidance(self) -> float:
@@ -126,7 +130,7 @@ class CommitSource:
             if self.on_error == "fail":
                 raise PaintError(str(error)) from None
             days = "the date-only raccoon" if first == last else f"the date-only raccoons of {first} to {last}"
-            empty = commits.RangeCommits(source, {day: () for day in days_between(first, last)})
+            empty = commits.RangeCommits(source, {day: () for day in commits.days_between(first, last)})
             return Commits(empty, str(error), (f"{error}; painted {days} instead",))
         warnings = found.warnings
         if found.incomplete:
@@ -145,10 +149,6 @@ class Commits:
             return DayRecord.of(day, self.found.days[day]).seed()
         except ValueError as error:
             raise PaintError(str(error)) from None
-
-
-def days_between(first: datetime.date, last: datetime.date) -> list[datetime.date]:
-    return [first + datetime.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
 @dataclass(frozen=True)
@@ -261,7 +261,7 @@ def writing(path: Path):
     try:
         yield
     except OSError as error:
-        raise PaintError(f"cannot write {error.filename or path}: {error.strerror or error}") from None
+        raise PaintError(f"cannot write {path}: {error.strerror or error}") from None  # not the temporary file's name
 
 
 def readme_html(request: DayRequest, date: datetime.date, alt: str) -> str:
@@ -279,10 +279,12 @@ def write_files(request: DayRequest, image: np.ndarray, frames: list[np.ndarray]
     """The PNG, the GIF and the README block, each written atomically; whether the README changed."""
     with writing(request.out):
         render.save_png(image, request.out, size=request.size, metadata=png_metadata(date, seed))
-        if request.gif is not None:
+    if request.gif is not None:
+        with writing(request.gif):
             write_atomically(request.gif, render.gif_bytes(frames, size=request.size))
-        if request.readme is None:
-            return False
+    if request.readme is None:
+        return False
+    with writing(request.readme):
         try:
             return render.update_readme(request.readme, readme_html(request, date, alt))
         except render.ReadmeError as error:
@@ -413,7 +415,7 @@ def paint_month(request: MonthRequest, painter: Painter | None = None, on_step=N
         raise PaintError(f"archive {request.archive} is not a directory")
     watch = Stopwatch()
     found = request.commits.read(first, last, zone)
-    days = days_between(first, last)
+    days = commits.days_between(first, last)
     seeds = {day: found.seed(day) for day in days}
     watch.lap("commits")
     images = {}
@@ -430,13 +432,14 @@ def paint_month(request: MonthRequest, painter: Painter | None = None, on_step=N
     if to_paint:
         images.update(zip(to_paint, painter.paint([seeds[day] for day in to_paint], request.steps, on_step)))
     watch.lap("paint")
-    with writing(request.out):
-        if request.archive is not None:
-            for day in to_paint:
-                if day < today:
+    if request.archive is not None:
+        for day in to_paint:
+            if day < today:
+                with writing(archive_path(request.archive, day)):
                     archive_raccoon(request.archive, day, seeds[day], images[day])
-        counts = {day: len(found.found.days[day]) for day in days}
-        for path, theme in ((request.out, request.theme), *zip(variants, ("light", "dark"))):
+    counts = {day: len(found.found.days[day]) for day in days}
+    for path, theme in ((request.out, request.theme), *zip(variants, ("light", "dark"))):
+        with writing(path):
             write_atomically(path, mosaic.png(first, images, counts, theme=theme, week_start=request.week_start))
     watch.lap("write")
     return MonthReport(

@@ -116,6 +116,8 @@ def read_config(directory: Path) -> dict:
         return config
     except FileNotFoundError:
         raise WeightsError(f"no weights at {directory} ({CONFIG_FILE} missing)") from None
+    except OSError as error:  # not a folder, not readable
+        raise WeightsError(f"cannot read weights at {directory}: {error.strerror}") from None
     except (ValueError, KeyError, TypeError, WeightsError):
         raise WeightsError(f"{directory / CONFIG_FILE} is not a valid raccoon weights config") from None
 

@@ -1,6 +1,6 @@
 """Turning the painted 64x64 array into files: the PNG, the denoising GIF, and the README block.
 
-Both are written atomically (a temporary file in the same directory, then os.replace), so a failure
+Each is written atomically (a temporary file in the same directory, then os.replace), so a failure
 never leaves a partial file behind.
 """
 

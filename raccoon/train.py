@@ -46,7 +46,7 @@ from raccoon.diffusion import Schedule
 from raccoon.files import write_atomically
 from raccoon.model import UNet, UNetConfig
 from raccoon.painting import Painter
-from raccoon.pretrained import WeightsError, default_weights_dir, load_weights, save_pretrained
+from raccoon.pretrained import CONFIG_FILE, WeightsError, default_weights_dir, load_weights, save_pretrained
 
 # The recipe the ablations chose (weights/README.md); a resumed run keeps its own unless a flag says otherwise.
 RECIPE = {"batch": 32, "lr": 2e-4, "warmup": 200, "ema": 0.999, "min_snr": 5.0, "jitter": 0.1}
@@ -324,8 +324,8 @@ def start(args, ranks: Ranks) -> State:
     try:
         config, parameters = load_weights(init) if init else (None, None)
     except WeightsError as error:
-        if args.init:
-            raise TrainError(f"--init: {error}") from None
+        if args.init or (init / CONFIG_FILE).exists():  # damaged weights are an error; missing ones are not
+            raise TrainError(f"--init: {error}" if args.init else str(error)) from None
         config, parameters = None, None  # no shipped weights (yet): a fresh network
     if config:
         model_cfg, schedule, record = (UNetConfig.from_dict(config["model"]), Schedule(**config["schedule"]),

@@ -302,8 +302,13 @@ def test_falls_back_to_the_date_with_a_warning(image, tmp_path):
     ({"output": ".git/raccoon.png"}, "inside a .git folder"),
     ({"username": "-not-a-login"}, "input username: not a GitHub login"),
     ({"on_error": "ignore"}, "input on_error: must be one of fail, date-only"),
+    ({"calendar": "raccoon.png"}, "must be different files"),
+    ({"calendar": "README.md", "readme": "README.md"}, "must be different files"),
+    ({"theme": "sepia"}, "input theme: must be one of light, dark"),
+    ({"archive": "archive"}, "give a calendar path too"),
 ], ids=["bad-date", "bad-zone", "bad-size", "dot-dot", "absolute", "symlink-out", "readme-out", "no-readme",
-        "bad-token", "output-is-readme", "output-in-git", "bad-login", "bad-on-error"])
+        "bad-token", "output-is-readme", "output-in-git", "bad-login", "bad-on-error", "calendar-is-output",
+        "calendar-is-readme", "bad-theme", "archive-without-calendar"])
 def test_bad_input_fails_cleanly(image, github, tmp_path, inputs, message):
     workspace = make_workspace(tmp_path / "workspace")
     (workspace / "tmp-link").symlink_to("/tmp")

@@ -175,6 +175,7 @@ def corrupt_weights(directory: Path) -> Path:
 BAD_INPUTS = {
     "impossible date": (["--date", "2024-02-30"], "not a real date"),
     "date in another form": (["--date", "02/01/2024"], "YYYY-MM-DD"),
+    "the last date there is": (["--date", "9999-12-31"], "up to 9998"),
     "unknown zone": (["--tz", "Mars/Olympus_Mons"], "unknown time zone"),
     "size too small": (["--size", "63"], "between 64 and 2048"),
     "size too big": (["--size", "2049"], "between 64 and 2048"),
@@ -188,6 +189,7 @@ BAD_INPUTS = {
     "missing directory": (["--out", "{tmp}/missing/r.png"], "does not exist"),
     "out is a directory": (["--out", "{tmp}"], "is a directory"),
     "missing weights": (["--weights", "{tmp}/nothing-here"], "no weights"),
+    "weights are a file": (["--weights", "{badlist}"], "cannot read weights at"),
     "corrupt weights": (["--weights", "{corrupt}"], "not a valid raccoon weights config"),
     "not a git repository": (["--source", "git"], "not a git repository"),
     "list without a file": (["--source", "list"], "needs --commits"),
@@ -240,6 +242,14 @@ def test_delegated_commands_get_their_arguments_untouched(monkeypatch):
     assert main(["eval", "--paint", "-q"]) == 3
     assert calls == [("raccoon.train", ["--max-steps", "6", "--help"]), ("raccoon.export", ["run/x"]),
                      ("raccoon.evaluate", ["--paint", "-q"])]
+
+
+@pytest.mark.usefixtures("tiny_model")
+def test_torch_backend_without_torch_is_one_line(raccoon, workdir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # as on an install without the train extra
+    run = raccoon("paint", "--source", "none", "--backend", "torch", "--out", workdir / "r.png")
+    assert run.code == 2 and run.err == "raccoon: error: --backend torch needs PyTorch: pip install 'raccoon-action[train]'\n"
+    assert os.listdir(workdir) == []
 
 
 def test_delegated_command_without_torch(monkeypatch, capsys):

@@ -183,7 +183,7 @@ def test_the_proxy_is_scored_against_blind_labels_on_a_split(tiny_weights, photo
     assert run.code == 0, run.err
     report = json.loads((out / "metrics.json").read_text())["recognizability"]
     assert [p["date"] for p in report["per_sample"]] == days
-    assert report["labelled"] == 5 and report["recognized"] == {"normal": 3, "strict": 2}
+    assert report["labelled"] == {"normal": 5, "strict": 5} and report["recognized"] == {"normal": 3, "strict": 2}
     proxies = np.array([p["proxy"] for p in report["per_sample"]][:5])
     for name in ("normal", "strict"):
         expected = evaluate.auc(proxies, np.array([labels[day][name] for day in days[:5]]))
