@@ -3,8 +3,8 @@
 GitHub's runner starts the container as root with the repository mounted at /github/workspace, every input
 as INPUT_<NAME> (upper case), and the paths of its command files in GITHUB_OUTPUT and GITHUB_STEP_SUMMARY.
 Painting is `raccoon.painting.paint_day` (and `paint_month` for the calendar), as for `raccoon paint` and
-`raccoon calendar`; this file only turns inputs into their requests and their reports into outputs. It masks the token before printing anything, writes nothing outside the
-workspace, and reports problems as annotations.
+`raccoon calendar`; this file only turns inputs into their requests and their reports into outputs. It masks
+the token before printing anything, writes nothing outside the workspace, and reports problems as annotations.
 """
 
 import argparse

@@ -27,13 +27,15 @@ DELEGATED = {"train": "raccoon.train", "export": "raccoon.export", "eval": "racc
 
 def add_request_arguments(command: argparse.ArgumentParser, sources: tuple[str, ...] = commits.SOURCES) -> None:
     """The options every painting command shares: the zone, the commit source, and how to paint."""
-    command.add_argument("--tz", type=options.zone, help="IANA time zone the days are in (default: this machine's, else UTC)")
+    command.add_argument("--tz", type=options.zone,
+                         help="IANA time zone the days are in (default: this machine's, else UTC)")
     command.add_argument("--source", choices=sources, default="auto",
                          help="where commits come from (default auto: list with --commits, github with --user, "
                               "git inside a repository with user.email set, else none)")
     command.add_argument("--author", metavar="EMAIL",
                          help="for --source git: author email (default: git config user.email)")
-    command.add_argument("--user", metavar="LOGIN", type=options.login, help="for --source github: whose commits to search")
+    command.add_argument("--user", metavar="LOGIN", type=options.login,
+                         help="for --source github: whose commits to search")
     command.add_argument("--api-url", default=os.environ.get("GITHUB_API_URL") or commits.PUBLIC_API_URL,
                          help="GitHub API for --source github (default: $GITHUB_API_URL, else %(default)s)")
     command.add_argument("--on-error", choices=painting.ON_ERROR, default="fail",
@@ -115,13 +117,15 @@ def build_parser() -> options.Parser:
 def _run(paint, request, args, sentence, progress: str | None = None) -> int:
     """Paint `request` with `paint` (one of painting's paint_ functions), a progress bar over the denoising steps
     if `progress` names the work; warnings to stderr, then the report as JSON or as `sentence(report)`."""
-    bar = tqdm(total=request.steps, desc=progress, unit="step", leave=False, file=sys.stderr, delay=2) if progress else None
+    bar = None
+    if progress:
+        bar = tqdm(total=request.steps, desc=progress, unit="step", leave=False, file=sys.stderr, delay=2)
     try:
-        report = paint(request, on_step=lambda i, x0: bar.update()) if bar else paint(request)
+        report = paint(request, on_step=lambda i, x0: bar.update()) if bar is not None else paint(request)
     except painting.PaintError as error:
         raise options.UsageError(str(error)) from None
     finally:
-        if bar:
+        if bar is not None:
             bar.close()
     for warning in report.warnings:
         print(f"raccoon: warning: {warning}", file=sys.stderr)

@@ -6,6 +6,7 @@ what is wrong: argparse puts the option's name before it, the Action's entrypoin
 
 import argparse
 import datetime
+import math
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,17 +43,24 @@ def zone(name: str) -> ZoneInfo:
         raise argparse.ArgumentTypeError(f"unknown time zone {name!r}: use an IANA name such as Europe/Paris") from None
 
 
-def whole_number_between(low: int, high: int):
-    def parse(text: str) -> int:
+def number_between(kind: type, low: float, high: float = math.inf):
+    """A parser of a `kind` (int or float) from low to high."""
+
+    def parse(text: str):
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+            raise argparse.ArgumentTypeError(f"not a{' whole' if kind is int else ''} number: {text!r}") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+            bounds = f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
         return value
 
     return parse
+
+
+def whole_number_between(low: int, high: int):
+    return number_between(int, low, high)
 
 
 size = whole_number_between(render.MIN_SIZE, render.MAX_SIZE)

@@ -516,7 +516,8 @@ def paint_morph(request: MorphRequest, painter: Painter | None = None, on_step=N
     there = list(painter.paint_noise(noise, request.steps, on_step))
     watch.lap("paint")
     loop = there + there[-2:0:-1]
-    durations = [MORPH_HOLD_MS] + [MORPH_FRAME_MS] * (len(there) - 2) + [MORPH_HOLD_MS] + [MORPH_FRAME_MS] * (len(there) - 2)
+    between = [MORPH_FRAME_MS] * (len(there) - 2)
+    durations = [MORPH_HOLD_MS, *between, MORPH_HOLD_MS, *between]
     with writing(request.out):
         write_atomically(request.out, render.gif_bytes(loop, size=request.size, durations=durations))
     watch.lap("write")

@@ -45,6 +45,7 @@ from raccoon.day import DayRecord
 from raccoon.diffusion import Schedule
 from raccoon.files import write_atomically
 from raccoon.model import UNet, UNetConfig
+from raccoon.options import number_between as number
 from raccoon.painting import Painter
 from raccoon.pretrained import CONFIG_FILE, WeightsError, default_weights_dir, load_weights, save_pretrained
 
@@ -221,22 +222,6 @@ def plot_trajectory(samples: Path, rows: int = 8) -> Image.Image:
         canvas.paste(strip, (label, i * height))
         draw.text((8, i * height + height // 2), f"step {int(grid.stem.split('-')[1]):,}", fill="black")
     return canvas
-
-
-def number(kind: type, low: float, high: float = math.inf):
-    """An argparse type: a `kind` (int or float) from low to high."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a{' whole' if kind is int else ''} number: {text!r}") from None
-        if not low <= value <= high:
-            bounds = f"at least {low:g}" if high == math.inf else f"between {low:g} and {high:g}"
-            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
-        return value
-
-    return parse
 
 
 def parse_args(argv):

@@ -248,7 +248,8 @@ def test_delegated_commands_get_their_arguments_untouched(monkeypatch):
 def test_torch_backend_without_torch_is_one_line(raccoon, workdir, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # as on an install without the train extra
     run = raccoon("paint", "--source", "none", "--backend", "torch", "--out", workdir / "r.png")
-    assert run.code == 2 and run.err == "raccoon: error: --backend torch needs PyTorch: pip install 'raccoon-action[train]'\n"
+    assert run.code == 2
+    assert run.err == "raccoon: error: --backend torch needs PyTorch: pip install 'raccoon-action[train]'\n"
     assert os.listdir(workdir) == []
 
 
