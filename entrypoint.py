@@ -72,16 +72,25 @@ def inside_workspace(workspace: Path, value: str, input_name: str) -> Path:
     return path
 
 
-def make_directories(directory: Path, workspace: Path) -> list[Path]:
-    """Create `directory` and whichever of its parents in the workspace are missing; return them, outermost first."""
-    missing = [path for path in (*reversed(directory.parents), directory)
-               if path.is_relative_to(workspace) and not path.exists()]
-    for path in missing:
-        try:
-            path.mkdir()
-        except OSError as error:  # a file where a folder should be, say
-            raise ActionError(f"cannot create the folder {path.relative_to(workspace)}: {error.strerror}") from None
-    return missing
+def make_directories(directory: Path, workspace: Path, created: list[Path]) -> None:
+    """Create `directory` and whichever of its parents in the workspace are missing, adding each to `created` (so a
+    failure halfway still knows what to remove), outermost first."""
+    for path in (*reversed(directory.parents), directory):
+        if path.is_relative_to(workspace) and not path.exists():
+            try:
+                path.mkdir()
+            except OSError as error:  # a file where a folder should be, say
+                raise ActionError(f"cannot create the folder {path.relative_to(workspace)}: {error.strerror}") \
+                    from None
+            created.append(path)
+
+
+def month_files(month: painting.MonthRequest | None) -> list[Path]:
+    """What painting the month may have written: the calendar, its variants, the archive's folders and days."""
+    if month is None:
+        return []
+    kept = sorted(month.archive.rglob("*")) if month.archive is not None else []
+    return [path for path in (month.out, *mosaic.theme_variants(month.out), *kept) if path.exists()]
 
 
 def hand_to_workspace_owner(paths: list[Path], workspace: Path) -> None:
@@ -164,12 +173,13 @@ def run(log: Log) -> int:
     workspace = workspace_dir()
     plan = read_plan(workspace)
     day, month = plan.day, plan.month
-    created = make_directories(day.out.parent, workspace)
-    if month is not None:
-        created += make_directories(month.out.parent, workspace)
-        if month.archive is not None:
-            created += make_directories(month.archive, workspace)
+    created: list[Path] = []
     try:
+        make_directories(day.out.parent, workspace, created)
+        if month is not None:
+            make_directories(month.out.parent, workspace, created)
+            if month.archive is not None:
+                make_directories(month.archive, workspace, created)
         if month is not None:  # the day's files and the month's must not be one another, before either is written
             painting.check_outputs({"output": day.out, "calendar": month.out,
                                     **dict(zip(("the light calendar", "the dark calendar"),
@@ -177,19 +187,21 @@ def run(log: Log) -> int:
         painter = day.painter()
         month_report = None if month is None else painting.paint_month(month, painter)
         report = painting.paint_day(day, painter)
-    except painting.PaintError as error:
-        for directory in reversed(created):  # a failed paint leaves the workspace as it found it
+    except BaseException as error:
+        # A failed run leaves no empty folder of its own behind, and gives what it did write (a month painted
+        # before the day failed) to the workspace's owner.
+        hand_to_workspace_owner(month_files(month), workspace)
+        for directory in reversed(created):
             if directory.is_dir() and not any(directory.iterdir()):
                 directory.rmdir()
-        raise ActionError(str(error)) from None
+        hand_to_workspace_owner([directory for directory in created if directory.exists()], workspace)
+        if isinstance(error, painting.PaintError):
+            raise ActionError(str(error)) from None
+        raise
     for warning in (month_report.warnings if month_report else ()) + report.warnings:
         log.annotate("warning", warning)
-    written = [*created, day.out, *([day.readme] if report.readme_changed else [])]
-    if month_report is not None:
-        written += [Path(path) for path in month_report.outputs]
-        if month.archive is not None:
-            written += sorted(month.archive.rglob("*"))
-    hand_to_workspace_owner(written, workspace)
+    hand_to_workspace_owner([*created, day.out, *([day.readme] if report.readme_changed else []), *month_files(month)],
+                            workspace)
 
     outputs = {"path": day.out.relative_to(workspace).as_posix(), "seed": report.seed,
                "commits": str(report.commits), "date": report.date, "alt": report.alt,

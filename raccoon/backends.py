@@ -92,10 +92,11 @@ class Autoguided:
     alone and the guide is not run.
 
     The work runs on lanes, each a thread with half the runtime threads (both runtimes release the GIL): the
-    network on the calling thread and the guide beside it on a worker. Where the guide is idle, a batch's images
-    are shared between the lanes, so a month of days keeps both cores busy. Every image goes through a network alone: its
-    output never depends on the others in its batch. A single painting keeps each network on its own thread, so
-    each thread's memory holds one network's work (a network moving between threads raised the peak RSS by 15 MB).
+    network on the calling thread and the guide beside it on a worker. Where the guide is idle, a batch's
+    images are shared between the lanes, so a month of days keeps both cores busy. Every image goes through a
+    network alone: its output never depends on the others in its batch. A single painting keeps each network on
+    its own thread, so each thread's memory holds one network's work (a network moving between threads raised
+    the peak RSS by 15 MB).
     A guided painting takes 2.0 s of sampling where one network after the other took 3.1 s, to the same bits.
     """
 

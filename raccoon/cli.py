@@ -176,7 +176,8 @@ def _delegate(command: str, args: list[str]) -> int:
     except ModuleNotFoundError as error:
         if (error.name or "").partition(".")[0] not in TRAIN_EXTRA_MODULES:
             raise
-        print(f"raccoon: error: raccoon {command} needs PyTorch: pip install 'raccoon-action[train]'", file=sys.stderr)
+        print(f"raccoon: error: raccoon {command} needs the train extra (PyTorch, ONNX): "
+              "pip install 'raccoon-action[train]'", file=sys.stderr)
         return 2
     return module.main(args) or 0
 

@@ -257,7 +257,8 @@ def test_delegated_command_without_torch(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)  # as on an install without PyTorch
     monkeypatch.delitem(sys.modules, "raccoon.train", raising=False)
     assert main(["train"]) == 2
-    assert capsys.readouterr().err == "raccoon: error: raccoon train needs PyTorch: pip install 'raccoon-action[train]'\n"
+    assert capsys.readouterr().err == ("raccoon: error: raccoon train needs the train extra (PyTorch, ONNX): "
+                                       "pip install 'raccoon-action[train]'\n")
 
 
 def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess:
