@@ -6,8 +6,9 @@
 bf16 autocast puts the CPU's matrix units to work (2x fp32 here; channels_last measured slower, so it
 is off by default). The run folder (git-ignored) gets a resumable checkpoint, the EMA weights as a
 weights folder, sample grids, a log and a training curve, each file written atomically. A run resumes from
-its checkpoint; with none, it starts from the weights in --init (the committed weights/ by default), so
-training carries on even when the run folder is gone. Either way the run keeps its recipe (schedule,
+its checkpoint; with none, it starts from the weights in --init (by default the shipped weights:
+$RACCOON_WEIGHTS, the installed ones, or the checkout's weights/), so training carries on even when the run
+folder is gone. Either way the run keeps its recipe (schedule,
 prediction, learning rate, loss weighting, augmentation) unless a flag changes it. `--cooldown N` ends a run
 with N steps in which the learning rate falls linearly to zero, the usual last phase of a warm-up, stable,
 decay schedule.

@@ -11,7 +11,7 @@
         `docker://ghcr.io/owner/repo@sha256:<digest>`. Every other byte of the file stays as it was: comments,
         quoting, line endings, the order of keys.
 
-Each refusal is one line, `release.py: error: ...`, and exit status 1. Standard library only: the runner's
+Each refusal is one line, `release.py: error: ...`, and exit status 1 (2 for a command line argparse refuses). Standard library only: the runner's
 python3 runs it without installing anything.
 """
 
