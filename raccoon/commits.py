@@ -351,7 +351,8 @@ def _search(first, last, zone, login, api_url, token, limits) -> RangeCommits:
         import github
         import requests
     except ModuleNotFoundError:
-        raise SourceError("--source github needs PyGithub, a dependency of raccoon-action: pip install PyGithub") from None
+        raise SourceError("--source github needs PyGithub, a dependency of raccoon-action: pip install PyGithub") \
+            from None
 
     github.set_log_level(logging.WARNING)  # PyGithub logs every retry to stderr at INFO; we report failures ourselves
     client = github.Github(

@@ -28,11 +28,12 @@ from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from raccoon import options
-from raccoon.data import load_crops
 from raccoon.backends import BACKENDS
+from raccoon.data import load_crops
 from raccoon.files import write_atomically
 from raccoon.painting import Painter, PaintError
 from raccoon.pretrained import WeightsError, default_weights_dir, read_config
+from raccoon.render import picture_png
 from raccoon.train import TUNING_START, grid_seeds, image_grid
 
 FEATURE_NET = "efficientnet-lite0"
@@ -276,12 +277,6 @@ def review_sheets(samples: np.ndarray, per_sheet: int = SHEET_TILES, scale: int 
     return sheets
 
 
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def parse_args(argv):
     p = options.Parser(prog="raccoon eval", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, metavar="DIR",
@@ -384,8 +379,10 @@ def evaluate(painter: Painter, reals: np.ndarray, count: int, steps: int, batch:
         "recognizability": recognizability(days, seeds, cosine, labels),
         "seconds": {"sampling": sampled - start, "features": featured - sampled},
     }
-    pictures = {"grid.png": png(image_grid(samples[:GRID_SEEDS])), "nearest.png": png(image_grid(rows, columns=3)),
-                **{f"sheet-{n}.png": png(sheet) for n, sheet in enumerate(review_sheets(samples[:GRID_SEEDS]), 1)}}
+    pictures = {"grid.png": picture_png(image_grid(samples[:GRID_SEEDS])),
+                "nearest.png": picture_png(image_grid(rows, columns=3)),
+                **{f"sheet-{n}.png": picture_png(sheet)
+                   for n, sheet in enumerate(review_sheets(samples[:GRID_SEEDS]), 1)}}
     return metrics, pictures
 
 

@@ -10,11 +10,12 @@ calendar looks the same on every machine.
 import calendar
 import datetime
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from raccoon import render
 
 TILE, GAP, MARGIN = 64, 4, 12
 TITLE, WEEKDAY_ROW, CAPTION = 28, 16, 15  # heights: the month's name, the weekday names, the strip under a tile
@@ -96,6 +97,4 @@ def png(first: datetime.date, raccoons: dict[datetime.date, np.ndarray], commits
         draw.text((x + 1, y + TILE + 2), str(day.day), fill=colours.text if day in raccoons else colours.muted,
                   font=small)
         day += datetime.timedelta(days=1)
-    buffer = BytesIO()
-    picture.save(buffer, format="PNG", optimize=False)
-    return buffer.getvalue()
+    return render.picture_png(picture)

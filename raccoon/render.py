@@ -28,7 +28,11 @@ def png_bytes(image: np.ndarray, *, size: int = 256, metadata: dict[str, str] | 
         raise ValueError(f"expected a 64x64x3 uint8 image, got {image.shape} {image.dtype}")
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise ValueError(f"size must be between {MIN_SIZE} and {MAX_SIZE}, got {size}")
-    picture = Image.fromarray(image, "RGB").resize((size, size), Image.NEAREST)
+    return picture_png(Image.fromarray(image, "RGB").resize((size, size), Image.NEAREST), metadata)
+
+
+def picture_png(picture: Image.Image, metadata: dict[str, str] | None = None) -> bytes:
+    """Any picture (a raccoon, a calendar, a grid) as PNG bytes, `metadata` as text chunks in sorted order."""
     text = PngImagePlugin.PngInfo()
     for key, value in sorted((metadata or {}).items()):
         text.add_text(key, value)

@@ -49,6 +49,7 @@ from raccoon.model import UNet, UNetConfig
 from raccoon.options import number_between as number
 from raccoon.painting import Painter
 from raccoon.pretrained import CONFIG_FILE, WeightsError, default_weights_dir, load_weights, save_pretrained
+from raccoon.render import picture_png
 
 # The recipe the ablations chose (weights/README.md); a resumed run keeps its own unless a flag says otherwise.
 RECIPE = {"batch": 32, "lr": 2e-4, "warmup": 200, "ema": 0.999, "min_snr": 5.0, "jitter": 0.1}
@@ -111,9 +112,7 @@ def image_grid(images: np.ndarray, columns: int = 8, scale: int = 2) -> Image.Im
 
 def save_png(image: Image.Image, path: Path) -> None:
     """A PNG written atomically, as every file of a run is: an interrupted run leaves none half written."""
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    write_atomically(path, buffer.getvalue())
+    write_atomically(path, picture_png(image))
 
 
 def diffusion_loss(model, schedule: Schedule, x0, t, noise, min_snr: float, bf16: bool = True) -> torch.Tensor:
@@ -243,8 +242,8 @@ def parse_args(argv):
     p.add_argument("--lr", type=number(float, 0), help=recipe.format(RECIPE["lr"]))
     p.add_argument("--warmup", type=number(int, 1), help="learning-rate warm-up steps "
                    + recipe.format(RECIPE["warmup"]))
-    p.add_argument("--ema", type=number(float, 0, 1), help="EMA decay, warmed up as min(decay, (1 + step) / (10 + step)) "
-                   + recipe.format(RECIPE["ema"]))
+    p.add_argument("--ema", type=number(float, 0, 1),
+                   help="EMA decay, warmed up as min(decay, (1 + step) / (10 + step)) " + recipe.format(RECIPE["ema"]))
     p.add_argument("--jitter", type=number(float, 0, JITTER_CONTEXT - 1), help="random zoom of up to ±jitter and "
                    "shift of up to ±jitter/2 of the crop, 0 for flips only " + recipe.format(RECIPE["jitter"]))
     p.add_argument("--min-snr", type=number(float, 0), help="min-SNR-gamma loss weighting, 0 for off "
