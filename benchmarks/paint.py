@@ -4,7 +4,9 @@ Each run is its own `python -m raccoon ...`, timed from spawn to exit. Its peak 
 VmHWM of its own process image, which it reports as it exits: wait4's ru_maxrss would not do, as Linux
 carries the parent's peak over a fork and exec into the child's, and the parent here holds PyTorch.
 The paths take turns, so a change in machine load falls on all alike. Both backends paint as shipped
-(autoguided: two networks per step); the ONNX path with `--guidance 1` shows what guidance costs.
+(autoguided: two networks per step, the best of the weights' candidates); the ONNX path with `--guidance 1`
+shows what guidance costs, and with `--candidates 1` (the day's own noise alone, as before best of K) what the
+choice costs.
 """
 
 import hashlib
@@ -19,7 +21,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Each path: the `raccoon paint` arguments that select it.
 PATHS = {"onnx": ["--backend", "onnx"], "torch": ["--backend", "torch"],
-         "onnx_unguided": ["--backend", "onnx", "--guidance", "1"]}
+         "onnx_unguided": ["--backend", "onnx", "--guidance", "1"],
+         "onnx_own": ["--backend", "onnx", "--candidates", "1"]}
 DATE = "2026-01-01"  # a date-only raccoon: no commit source to read
 # `python -m raccoon ARGS`, which also prints its peak RSS (kB) as the last line of stderr as it exits.
 RACCOON_REPORTING_PEAK = (
@@ -80,6 +83,7 @@ def run(weights: Path, repeats: int, steps: int = 50) -> dict:
         result[path]["identical_png_every_run"] = len(digests[path]) == 1
     result["speedup"] = result["torch"]["seconds"]["median"] / result["onnx"]["seconds"]["median"]
     result["guidance_cost"] = result["onnx"]["seconds"]["median"] / result["onnx_unguided"]["seconds"]["median"]
+    result["choice_cost"] = result["onnx"]["seconds"]["median"] / result["onnx_own"]["seconds"]["median"]
     return result
 
 
@@ -88,7 +92,9 @@ def table(result: dict) -> str:
             f"{result['repeats']} runs: median (min to max).", "",
             "| path | wall time (s) | CPU time (s) | peak RSS (MB) | same PNG every run |", "|---|---|---|---|---|"]
     names = {"onnx": "ONNX Runtime (default)", "torch": "PyTorch fp32 (reference)",
-             "onnx_unguided": "ONNX Runtime, `--guidance 1` (one network)", "startup": "`raccoon --version` (start-up alone)"}
+             "onnx_unguided": "ONNX Runtime, `--guidance 1` (one network)",
+             "onnx_own": "ONNX Runtime, `--candidates 1` (the day's own noise, no choice)",
+             "startup": "`raccoon --version` (start-up alone)"}
 
     def cell(stats):
         return f"{stats['median']:.2f} ({stats['min']:.2f} to {stats['max']:.2f})"
@@ -99,5 +105,6 @@ def table(result: dict) -> str:
         rss = f"{r['peak_rss_mb']['median']:.0f} ({r['peak_rss_mb']['min']:.0f} to {r['peak_rss_mb']['max']:.0f})"
         rows.append(f"| {label} | {cell(r['seconds'])} | {cell(r['cpu_seconds'])} | {rss} | {same} |")
     rows += ["", f"ONNX Runtime is **{result['speedup']:.2f}x** faster end to end than the PyTorch reference.",
-             "", f"Autoguidance costs {result['guidance_cost']:.2f}x the time of painting with the network alone."]
+             "", f"Autoguidance costs {result['guidance_cost']:.2f}x the time of painting with the network alone.",
+             "", f"Best of K costs {result['choice_cost']:.2f}x the time of painting the day's own noise alone."]
     return "\n".join(rows)

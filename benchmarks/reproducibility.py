@@ -69,9 +69,9 @@ def thread_counts(weights: Path, seeds: list[bytes], steps: int) -> dict:
     """Each seed painted with each number of ONNX Runtime threads: which counts paint what 1 thread paints?"""
     same = {n: True for n in COUNTS}
     for seed in seeds:
-        one = png_digest(Painter.load(weights, threads=1).paint([seed], steps)[0])
+        one = png_digest(Painter.load(weights, threads=1).paint([seed], steps).images[0])
         for n in COUNTS:
-            same[n] &= png_digest(Painter.load(weights, threads=n).paint([seed], steps)[0]) == one
+            same[n] &= png_digest(Painter.load(weights, threads=n).paint([seed], steps).images[0]) == one
     return {"seeds": len(seeds), "same_as_1_thread": {str(n): same[n] for n in COUNTS}}
 
 
@@ -256,7 +256,7 @@ def main(argv: list[str]) -> int:
         np.save(out, np.stack([denoiser(x, int(t)) for x, t in zip(inputs["x"], inputs["t"])]))
     else:
         seed, steps, out = bytes.fromhex(rest[0]), int(rest[1]), rest[2]
-        np.save(out, Painter.load(Path(weights), backend).paint([seed], steps)[0])
+        np.save(out, Painter.load(Path(weights), backend).paint([seed], steps).images[0])
     return 0
 
 

@@ -4,7 +4,8 @@
 
 Run it from the repository's root on a quiet machine: it writes benchmarks/results/results.json and
 results.md (the tables the README quotes) and checks the targets: the default paint at least 2x faster
-end to end than the PyTorch fp32 reference with peak RSS under 200 MB, training at least 2x fp32 eager.
+end to end than the PyTorch fp32 reference with peak RSS under 250 MB, best of K within 2x the day's own
+paint, a month's calendar in 30 s and 2x faster than one paint a day, training at least 2x fp32 eager.
 Benchmarks are run by hand, never by the test suite.
 """
 
@@ -21,7 +22,8 @@ from benchmarks import month, paint, reproducibility, steps, training
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BENCHMARKS = ("paint", "month", "training", "reproducibility", "steps")
-PAINT_SPEEDUP, PAINT_RSS_MB, TRAINING_SPEEDUP = 2.0, 200.0, 2.0
+PAINT_SPEEDUP, TRAINING_SPEEDUP = 2.0, 2.0
+PAINT_RSS_MB, CHOICE_COST = 250.0, 2.0  # issue 14: best of K within twice the day's own paint, under 250 MB
 MONTH_SECONDS, MONTH_SPEEDUP = 30.0, 2.0
 
 
@@ -50,6 +52,8 @@ def targets(results: dict) -> list[str]:
                      f"the PyTorch reference (target {PAINT_SPEEDUP:g}x)")
         lines.append(f"{'met' if rss < PAINT_RSS_MB else 'MISSED'}: paint peak RSS {rss:.0f} MB at most "
                      f"(target under {PAINT_RSS_MB:g} MB)")
+        lines.append(f"{'met' if p['choice_cost'] <= CHOICE_COST else 'MISSED'}: best of K costs {p['choice_cost']:.2f}x "
+                     f"the day's own paint (target at most {CHOICE_COST:g}x)")
     if "month" in results:
         m = results["month"]
         lines.append(f"{'met' if m['calendar']['seconds'] <= MONTH_SECONDS else 'MISSED'}: a {m['days']}-day month in "

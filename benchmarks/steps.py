@@ -29,7 +29,7 @@ def run(weights: Path, data: Path | None, samples: int = 128, batch: int = 16) -
     """PSNR of every seed against its 50-step image; KID against the real crops when `data` is given."""
     painter = Painter.load(weights)  # as `raccoon paint` paints: with the weights' own guidance
     seeds = grid_seeds(samples)
-    images = {steps: draw_samples(painter, seeds, steps, batch) for steps in STEPS}
+    images = {steps: draw_samples(painter, seeds, steps, batch)[0] for steps in STEPS}
     real = features(load_crops(data)) if data else None
     result = {"samples": samples, "data": str(data) if data else None}
     for steps in STEPS:

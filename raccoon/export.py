@@ -1,15 +1,18 @@
 """Export a weights folder's network to ONNX, its parameters left out of the graph.
 
     raccoon export [--weights weights/] [--guide DIR --guidance W --noise-levels LOW HIGH]
+                   [--scorer DATA --candidates K --choose-at SIGMA]
 
 The graph keeps each parameter's name, shape and type, marked as external data; at load time
 backends.OnnxDenoiser supplies the values from model.safetensors. So the folder ships one copy of
 the weights (fp16) for both backends, and model.onnx stays a few hundred kilobytes. With --guide,
 the network of another weights folder (an earlier milestone of the same run) ships beside it as
-guide.safetensors, the autoguidance network; the same graph serves it.
+guide.safetensors, the autoguidance network; the same graph serves it. With --scorer, the
+recognizability scorer (scorer.py) ships too, and the painter paints the best of K candidates by it.
 """
 
 import argparse
+import copy
 import sys
 import tempfile
 import warnings
@@ -21,29 +24,39 @@ from onnx.external_data_helper import set_external_data
 from tqdm import tqdm
 
 from raccoon import options
-from raccoon.backends import TorchDenoiser
-from raccoon.pretrained import GRAPH_FILE, GUIDED_NOISE_LEVELS, WeightsError, attach_guide, default_weights_dir, record_file
+from raccoon.backends import TorchDenoiser, onnx_session
+from raccoon.day import CANDIDATE_RULES, MAX_CANDIDATES
+from raccoon.pretrained import (GRAPH_FILE, GUIDED_NOISE_LEVELS, WeightsError, attach_guide, default_weights_dir,
+                                read_parameters, record_file, write_parameters)
+from raccoon.scorer import CROPS_FILE, CROPS_TENSOR, SCORER_FILE, SCORER_GRAPH, Scorer
 
+# Best of K chooses once the noise level is down to this: after 14 of 50 steps, the cheapest choice near the best
+# on the tuning days (the model card's best-of-K table).
+CHOICE_NOISE_LEVEL = 2.3
 EXTERNAL_LOCATION = "supplied-at-load-time-from-model.safetensors"
 OPSET = 17
 
 
-def export(weights: Path) -> Path:
-    net = TorchDenoiser.load(weights).net
+def export_graph(net: torch.nn.Module, inputs: dict[str, torch.Tensor], output: str, path: Path,
+                 leave_out: tuple[str, ...] = ()) -> list[str]:
+    """Write `net` as an ONNX graph whose parameters (every float tensor of its state but `leave_out`, which the
+    graph must not use) are left out, to be supplied at load time; their names, which the graph keeps."""
+    net = copy.deepcopy(net)
     # The graph carries no values, so trace a copy with distinct random ones: the exporter merges
     # parameters that happen to be equal (a fresh network's zero-initialised layers), losing their names.
+    parameters = {name: tuple(value.shape) for name, value in net.state_dict().items()
+                  if value.is_floating_point() and name not in leave_out}
     with torch.no_grad():
-        for p in net.parameters():
-            p.normal_()
-    x, t = torch.zeros(1, 3, 64, 64), torch.zeros(1)
+        for value in net.state_dict().values():
+            if value.is_floating_point():
+                value.normal_()
+    batch = {name: {0: "batch"} for name in (*inputs, output)}
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
         raw = Path(tmp) / "raw.onnx"
-        torch.onnx.export(net, (x, t), raw, input_names=["x", "t"], output_names=["prediction"],
-                          dynamic_axes={"x": {0: "batch"}, "t": {0: "batch"}, "prediction": {0: "batch"}},
-                          opset_version=OPSET, dynamo=False, do_constant_folding=False)
+        torch.onnx.export(net, tuple(inputs.values()), raw, input_names=list(inputs), output_names=[output],
+                          dynamic_axes=batch, opset_version=OPSET, dynamo=False, do_constant_folding=False)
         graph = onnx.load(raw)
-    parameters = {name: tuple(p.shape) for name, p in net.state_dict().items()}
     for tensor in tqdm(graph.graph.initializer, desc="exporting", unit="tensor"):
         if parameters.get(tensor.name) == tuple(tensor.dims):
             set_external_data(tensor, EXTERNAL_LOCATION)
@@ -51,10 +64,41 @@ def export(weights: Path) -> Path:
     missing = set(parameters) - {i.name for i in graph.graph.initializer}
     if missing:
         raise RuntimeError(f"the exporter renamed or folded parameters: {sorted(missing)[:5]}")
-    path = Path(weights) / GRAPH_FILE
     onnx.save(graph, path)
+    return list(parameters)
+
+
+def export(weights: Path) -> Path:
+    net = TorchDenoiser.load(weights).net
+    path = Path(weights) / GRAPH_FILE
+    export_graph(net, {"x": torch.zeros(1, 3, 64, 64), "t": torch.zeros(1)}, "prediction", path)
     record_file(weights, GRAPH_FILE)
     return path
+
+
+def export_scorer(weights: Path, data: Path, candidates: int, noise_level: float) -> int:
+    """Ship the recognizability scorer (scorer.py) in the weights folder: EfficientNet-Lite0 as an ONNX graph, its
+    parameters in fp16, and the features of the real crops of `data` (and their mirror images) as the scorer
+    itself computes them; the config's choice entry paints the best of `candidates` by it, chosen at
+    `noise_level`. Returns the number of crops."""
+    from raccoon.data import load_crops
+    from raccoon.evaluate import feature_net, with_flips
+
+    weights = Path(weights)
+    net = feature_net()
+    names = export_graph(net, {"images": torch.zeros(1, 64, 64, 3, dtype=torch.uint8)}, "features",
+                         weights / SCORER_GRAPH, leave_out=tuple(n for n in net.state_dict() if "._fc." in n))
+    write_parameters(weights / SCORER_FILE, {name: net.state_dict()[name].numpy() for name in names})
+    record_file(weights, SCORER_GRAPH)
+    record_file(weights, SCORER_FILE)
+    crops = load_crops(data, progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo"))
+    session = onnx_session(weights / SCORER_GRAPH, read_parameters(weights / SCORER_FILE))
+    write_parameters(weights / CROPS_FILE, {CROPS_TENSOR: Scorer(session, None).features(with_flips(crops))})
+    choice = {"rule": CANDIDATE_RULES[-1], "candidates": candidates, "noise_level": noise_level,
+              "scorer": {"network": "efficientnet-lite0 (ImageNet), pooled last convolution, 224 px",
+                         "data": str(data), "crops": len(crops)}}
+    record_file(weights, CROPS_FILE, choice=choice)
+    return len(crops)
 
 
 def main(argv=None) -> int:
@@ -67,6 +111,14 @@ def main(argv=None) -> int:
     p.add_argument("--noise-levels", type=float, nargs=2, default=GUIDED_NOISE_LEVELS, metavar=("LOW", "HIGH"),
                    help="with --guide, steer only where the noise level sigma lies in (LOW, HIGH] "
                         "(default: %(default)s)")
+    p.add_argument("--scorer", type=Path, metavar="DATA",
+                   help="also ship the recognizability scorer, with the features of the real crops of the photos "
+                        "in DATA, and paint the best of --candidates by it")
+    p.add_argument("--candidates", type=options.whole_number_between(1, MAX_CANDIDATES), default=4, metavar="K",
+                   help="with --scorer, candidates a day (default: %(default)s)")
+    p.add_argument("--choose-at", type=float, default=CHOICE_NOISE_LEVEL, metavar="SIGMA",
+                   help="with --scorer, choose at the first step whose noise level is at most SIGMA "
+                        "(default: %(default)s, after 14 of 50 steps)")
     args = p.parse_args(argv)
     weights = args.weights or default_weights_dir()
     try:
@@ -77,6 +129,10 @@ def main(argv=None) -> int:
                   f"at noise levels ({low:g}, {high:g}]")
         path = export(weights)
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+        if args.scorer:
+            crops = export_scorer(weights, args.scorer, args.candidates, args.choose_at)
+            print(f"shipped the scorer and the features of {crops} real crops: best of {args.candidates}, chosen "
+                  f"at noise level {args.choose_at:g}")
     except WeightsError as error:
         print(f"raccoon export: error: {error}", file=sys.stderr)
         return 2

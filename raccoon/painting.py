@@ -10,6 +10,8 @@ raised before any file is written.
 
 import contextlib
 import datetime
+import hashlib
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,10 +23,11 @@ from PIL import Image
 
 from raccoon import commits, mosaic, render
 from raccoon.backends import BACKENDS, load_denoiser
-from raccoon.day import DayRecord, gaussian_noise
-from raccoon.diffusion import ddim_sample
+from raccoon.day import MAX_CANDIDATES, DayRecord, candidate_seed, gaussian_noise
+from raccoon.diffusion import Schedule, ddim_sample, ddim_steps, ddim_timesteps
 from raccoon.files import write_atomically
-from raccoon.pretrained import WeightsError, default_weights_dir
+from raccoon.pretrained import WeightsError, default_weights_dir, read_config, shipped_candidates, shipped_guidance
+from raccoon.scorer import COPY_COSINE, Scorer
 
 IMAGE_SHAPE = (1, 3, 64, 64)
 ON_ERROR = ("fail", "date-only")  # when commits cannot be read: stop, or paint the raccoon of the date alone
@@ -39,6 +42,10 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip((image.transpose(1, 2, 0) + 1) * 127.5 + 0.5, 0, 255).astype(np.uint8)
 
 
+def to_uint8_batch(images: np.ndarray) -> np.ndarray:
+    return np.stack([to_uint8(x) for x in images])
+
+
 def starting_noise(seeds: list[bytes]) -> np.ndarray:
     """The (N, 3, 64, 64) noise the painting of each seed starts from."""
     return np.concatenate([gaussian_noise(seed, IMAGE_SHAPE) for seed in seeds])
@@ -46,24 +53,105 @@ def starting_noise(seeds: list[bytes]) -> np.ndarray:
 
 def sample(denoiser, noise: np.ndarray, steps: int = 50, on_step=None) -> np.ndarray:
     """The images painted from a batch of starting noise through `denoiser`, as (N, 64, 64, 3) uint8."""
-    return np.stack([to_uint8(x) for x in ddim_sample(denoiser, noise, denoiser.schedule, steps, on_step=on_step)])
+    return to_uint8_batch(ddim_sample(denoiser, noise, denoiser.schedule, steps, on_step=on_step))
+
+
+def choice_step(schedule: Schedule, steps: int, noise_level: float) -> int:
+    """The step after which best of K chooses: the first whose noise level is at most `noise_level` (the choice is
+    set by how far the painting has come, whatever the number of steps), else the last."""
+    levels = [schedule.noise_level(t) for t in ddim_timesteps(schedule.train_steps, steps)]
+    return next((i for i, level in enumerate(levels) if level <= noise_level), steps - 1)
+
+
+def sample_best_of(denoiser, scorer: Scorer, noise: np.ndarray, steps: int, noise_level: float, on_step=None,
+                   progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """Paint the best of K candidates for each of N paintings: `noise` is (K, N, 3, 64, 64), candidate 0 first.
+
+    Every candidate is painted up to the choice step (`choice_step`); the scorer scores each one's predicted
+    image there, and only each painting's best is painted to the end: K times the first steps, once the rest.
+    A finished painting that is a near-copy of a training crop is not kept: the next best candidate is finished
+    instead, and so on (if all K are, the least close is kept). Each painting is the same bits as its candidate's
+    noise painted alone. Returns the (N, 64, 64, 3) images and the candidate each came from.
+    `on_step(i, x0)` sees the kept paintings' predicted images at every step, once they are chosen;
+    `progress()` is called once a step.
+    """
+    k, n = noise.shape[:2]
+    choose_at = choice_step(denoiser.schedule, steps, noise_level)
+    early = []  # every candidate's predictions up to the choice, kept for on_step
+    for i, x0, x in ddim_steps(denoiser, noise.reshape(k * n, *noise.shape[2:]), denoiser.schedule, steps):
+        if on_step is not None:
+            early.append(x0.reshape(k, n, *x0.shape[1:]))
+        if progress is not None:
+            progress()
+        if i == choose_at:
+            break
+    x0 = x0.reshape(k, n, *x0.shape[1:])
+    x = None if x is None else x.reshape(k, n, *x.shape[1:])
+    scores = scorer.closeness(to_uint8_batch(x0.reshape(k * n, *x0.shape[2:]))).reshape(k, n)
+    ranked = np.argsort(-scores, axis=0, kind="stable")
+    images, chosen, closeness = [None] * n, np.zeros(n, int), np.full(n, np.inf)
+    late = [[] for _ in range(n)]  # the kept paintings' predictions after the choice, kept for on_step
+    todo = list(range(n))
+    for rank in range(k):
+        picks = ranked[rank, todo]
+        final, predictions = x0[picks, todo], []
+        if x is not None:  # the choice came before the last step: finish the picks
+            for _, final, _ in ddim_steps(denoiser, x[picks, todo], denoiser.schedule, steps, start=choose_at + 1):
+                if on_step is not None:
+                    predictions.append(final)
+                if progress is not None and rank == 0:
+                    progress()
+        painted = to_uint8_batch(final.astype(np.float32))  # as ddim_sample ends
+        for row, (j, pick, value) in enumerate(zip(todo, picks, scorer.closeness(painted))):
+            if value < closeness[j]:
+                images[j], chosen[j], closeness[j] = painted[row], pick, value
+                late[j] = [prediction[row] for prediction in predictions]
+        todo = [j for j in todo if closeness[j] >= COPY_COSINE]
+        if not todo:
+            break
+    if on_step is not None:
+        for i, step in enumerate(early):
+            on_step(i, step[chosen, np.arange(n)])
+        for i in range(len(late[0])):
+            on_step(choose_at + 1 + i, np.stack([kept[i] for kept in late]))
+    return np.stack(images), chosen
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Best of K, as a weights folder ships it: how many candidates, the noise level at which the scorer picks."""
+
+    scorer: Scorer
+    candidates: int
+    noise_level: float
+
+
+@dataclass(frozen=True)
+class Paintings:
+    images: np.ndarray  # (N, 64, 64, 3) uint8
+    candidates: np.ndarray  # (N,) the candidate each painting started from (0: the day's own noise)
+    noise: np.ndarray  # (N, 3, 64, 64) the noise each started from
 
 
 class Painter:
-    """A weights folder's network, loaded once, painting any number of seeds."""
+    """A weights folder's network (and its choice among candidates, if it ships one), loaded once, painting any
+    number of seeds."""
 
-    def __init__(self, denoiser):
-        self.denoiser = denoiser
+    def __init__(self, denoiser, choice: Choice | None = None):
+        self.denoiser, self.choice = denoiser, choice
+        self._painted = {}  # (seed, steps): (image, candidate, noise), so a day asked for twice is painted once
 
     @classmethod
     def load(cls, weights: Path | None = None, backend: str = "onnx", threads: int | None = None,
-             guidance: float | None = None) -> "Painter":
+             guidance: float | None = None, candidates: int | None = None) -> "Painter":
         """The folder's network (default: the shipped weights), autoguided as its config says unless `guidance`
-        is given (1: the network alone)."""
+        is given (1: the network alone), choosing among as many candidates as its config says unless `candidates`
+        is given (1: the day's own noise, and the scorer is not even read)."""
         if backend not in BACKENDS:
             raise PaintError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+        directory = weights or default_weights_dir()
         try:
-            return cls(load_denoiser(weights or default_weights_dir(), backend, threads, guidance))
+            return cls(load_denoiser(directory, backend, threads, guidance), load_choice(directory, candidates))
         except WeightsError as error:
             raise PaintError(str(error)) from None
         except ModuleNotFoundError as error:
@@ -75,17 +163,60 @@ class Painter:
     def guidance(self) -> float:
         return self.denoiser.guidance
 
-    def paint(self, seeds: list[bytes], steps: int = 50, on_step=None) -> np.ndarray:
-        """The raccoons of `seeds`, as (N, 64, 64, 3) uint8, painted as one batch: each the same as painted alone.
-        `on_step(i, x0)` sees each step's predicted images."""
-        return self.paint_noise(starting_noise(seeds), steps, on_step)
+    @property
+    def candidates(self) -> int:
+        return self.choice.candidates if self.choice else 1
 
-    def paint_noise(self, noise: np.ndarray, steps: int = 50, on_step=None) -> np.ndarray:
-        """The raccoons painted from a batch of starting noise (N, 3, 64, 64)."""
+    def paint(self, seeds: list[bytes], steps: int = 50, on_step=None, progress=None) -> Paintings:
+        """The raccoons of `seeds`, painted as one batch: each the same as painted alone. `on_step(i, x0)` sees each
+        step's predicted images, `progress()` is called once a step. Seeds this painter has painted before are not
+        painted again, unless `on_step` wants to see their steps (the Action paints a month, then its day)."""
+        if on_step is None and seeds and all((seed, steps) in self._painted for seed in seeds):
+            return Paintings(*(np.stack(parts) for parts in zip(*(self._painted[seed, steps] for seed in seeds))))
+        if self.choice is None:
+            noise = starting_noise(seeds)
+            painted = Paintings(self.paint_noise(noise, steps, on_step, progress), np.zeros(len(seeds), int), noise)
+        else:
+            noise = np.stack([starting_noise([candidate_seed(seed, k) for seed in seeds])
+                              for k in range(self.choice.candidates)])
+            try:
+                images, chosen = sample_best_of(self.denoiser, self.choice.scorer, noise, steps,
+                                                self.choice.noise_level, on_step, progress)
+            except ValueError as error:  # steps out of range
+                raise PaintError(str(error)) from None
+            painted = Paintings(images, chosen, noise[chosen, np.arange(len(seeds))])
+        for seed, *parts in zip(seeds, painted.images, painted.candidates, painted.noise):
+            self._painted[seed, steps] = tuple(parts)
+        return painted
+
+    def paint_noise(self, noise: np.ndarray, steps: int = 50, on_step=None, progress=None) -> np.ndarray:
+        """The raccoons painted from a batch of starting noise (N, 3, 64, 64), with no choice: (N, 64, 64, 3)."""
+
+        def each_step(i, x0):
+            if on_step is not None:
+                on_step(i, x0)
+            if progress is not None:
+                progress()
+
         try:
-            return sample(self.denoiser, noise, steps, on_step)
+            return sample(self.denoiser, noise, steps, each_step)
         except ValueError as error:  # steps out of range
             raise PaintError(str(error)) from None
+
+
+def load_choice(directory: Path, candidates: int | None = None) -> Choice | None:
+    """The folder's best of K (None: it ships none, or `candidates` is 1), with `candidates` instead of its K if
+    given."""
+    config = read_config(directory)
+    if candidates is not None and not 1 <= candidates <= MAX_CANDIDATES:
+        raise PaintError(f"candidates must be between 1 and {MAX_CANDIDATES}, got {candidates}")
+    candidates = candidates or shipped_candidates(config)
+    if candidates == 1:
+        return None
+    if "choice" not in config:
+        raise WeightsError(f"the weights at {directory} ship no scorer to choose among candidates, so candidates "
+                           "must be 1")
+    return Choice(Scorer.load(directory), candidates, config["choice"]["noise_level"])
 
 
 def local_zone_name() -> str:
@@ -162,12 +293,25 @@ class Request:
     backend: str = "onnx"
     guidance: float | None = None
     weights: Path | None = None
+    candidates: int | None = None  # best of K: None for the weights' own K, 1 for the day's own noise alone
 
     def the_zone(self) -> ZoneInfo:
         return self.zone or ZoneInfo(local_zone_name())
 
     def painter(self) -> Painter:
-        return Painter.load(self.weights, self.backend, guidance=self.guidance)
+        return Painter.load(self.weights, self.backend, guidance=self.guidance, candidates=self.candidates)
+
+    def painting_key(self) -> str:
+        """What sets a raccoon besides its seed, as a short digest: the weights' files and settings, and the
+        request's steps, guidance and candidates. An archived raccoon is reused only under the same key."""
+        try:
+            config = read_config(self.weights or default_weights_dir())
+        except WeightsError as error:
+            raise PaintError(str(error)) from None
+        settings = {name: config.get(name) for name in ("files", "guide", "choice")}
+        settings.update(steps=self.steps, guidance=self.guidance or shipped_guidance(config),
+                        candidates=self.candidates or shipped_candidates(config))
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -200,6 +344,8 @@ class DayReport:
     steps: int
     backend: str
     guidance: float
+    candidates: int  # best of how many
+    candidate: int  # the one painted (0: the day's own noise)
     alt: str  # alt text for the picture
     warnings: tuple[str, ...]  # one line each
     seconds: dict[str, float] = field(default_factory=dict)  # commits, load, paint, write
@@ -246,9 +392,10 @@ def alt_text(date: datetime.date, commit_count: int) -> str:
     return f"The raccoon of {date.isoformat()}, painted by a tiny diffusion model from {found}"
 
 
-def png_metadata(date: datetime.date, seed: bytes) -> dict[str, str]:
-    """The text chunks of every raccoon PNG: which day, which seed (the archive reads the seed back)."""
-    return {"raccoon:date": date.isoformat(), "raccoon:seed": seed.hex()}
+def png_metadata(date: datetime.date, seed: bytes, key: str) -> dict[str, str]:
+    """The text chunks of every raccoon PNG: which day, which seed, painted how (`Request.painting_key`); the
+    archive reads the seed and the key back."""
+    return {"raccoon:date": date.isoformat(), "raccoon:seed": seed.hex(), "raccoon:painting": key}
 
 
 def _relative_src(path: Path, readme: Path) -> str:
@@ -278,7 +425,8 @@ def write_files(request: DayRequest, image: np.ndarray, frames: list[np.ndarray]
                 alt: str) -> bool:
     """The PNG, the GIF and the README block, each written atomically; whether the README changed."""
     with writing(request.out):
-        render.save_png(image, request.out, size=request.size, metadata=png_metadata(date, seed))
+        metadata = png_metadata(date, seed, request.painting_key())
+        render.save_png(image, request.out, size=request.size, metadata=metadata)
     if request.gif is not None:
         with writing(request.gif):
             write_atomically(request.gif, render.gif_bytes(frames, size=request.size))
@@ -316,7 +464,8 @@ def paint_day(request: DayRequest, painter: Painter | None = None) -> DayReport:
     watch.lap("load")
     frames = []
     keep_frame = (lambda i, x0: frames.append(to_uint8(x0[0]))) if request.gif is not None else None
-    image = painter.paint([seed], request.steps, on_step=keep_frame)[0]
+    painted = painter.paint([seed], request.steps, on_step=keep_frame)
+    image = painted.images[0]
     watch.lap("paint")
     alt = alt_text(date, len(shas))
     readme_changed = write_files(request, image, frames, date, seed, alt)
@@ -326,7 +475,8 @@ def paint_day(request: DayRequest, painter: Painter | None = None) -> DayReport:
         incomplete=bool(found.found.incomplete), on_error=request.commits.on_error, fallback=found.fallback,
         output=str(request.out), gif=None if request.gif is None else str(request.gif),
         readme=None if request.readme is None else str(request.readme), readme_changed=readme_changed,
-        size=request.size, steps=request.steps, backend=request.backend, guidance=painter.guidance, alt=alt,
+        size=request.size, steps=request.steps, backend=request.backend, guidance=painter.guidance,
+        candidates=painter.candidates, candidate=int(painted.candidates[0]), alt=alt,
         warnings=found.warnings, seconds=watch.seconds)
 
 
@@ -376,29 +526,30 @@ def archive_path(archive: Path, day: datetime.date) -> Path:
     return archive / f"{day.year:04d}" / f"{day.month:02d}" / f"{day.day:02d}.png"
 
 
-def archived_raccoon(archive: Path, day: datetime.date, seed: bytes) -> np.ndarray | None:
+def archived_raccoon(archive: Path, day: datetime.date, seed: bytes, key: str) -> np.ndarray | None:
     """The day's raccoon from the archive if it holds it for this very seed (the day's commits may have changed
-    since it was archived), else None."""
+    since it was archived) painted the same way (new weights paint every day anew), else None."""
     path = archive_path(archive, day)
     try:
         with Image.open(path) as picture:
-            if picture.text.get("raccoon:seed") != seed.hex() or picture.size != (64, 64) or picture.mode != "RGB":
+            if (picture.text.get("raccoon:seed"), picture.text.get("raccoon:painting")) != (seed.hex(), key) \
+                    or picture.size != (64, 64) or picture.mode != "RGB":
                 return None
             return np.asarray(picture)
     except (OSError, ValueError):  # missing, or not a PNG: paint it again
         return None
 
 
-def archive_raccoon(archive: Path, day: datetime.date, seed: bytes, image: np.ndarray) -> None:
+def archive_raccoon(archive: Path, day: datetime.date, seed: bytes, key: str, image: np.ndarray) -> None:
     """Keep a finished day's raccoon: the very PNG `raccoon paint --size 64` writes for it."""
     path = archive_path(archive, day)
     path.parent.mkdir(parents=True, exist_ok=True)
-    render.save_png(image, path, size=64, metadata=png_metadata(day, seed))
+    render.save_png(image, path, size=64, metadata=png_metadata(day, seed, key))
 
 
-def paint_month(request: MonthRequest, painter: Painter | None = None, on_step=None) -> MonthReport:
+def paint_month(request: MonthRequest, painter: Painter | None = None, progress=None) -> MonthReport:
     """Paint every day of a month up to today from one read of its commits, as one batch (the archive's days
-    read back instead), and write the calendar. `on_step(i, x0)` follows the batch's denoising steps."""
+    read back instead), and write the calendar. `progress()` is called once a denoising step."""
     zone = request.the_zone()
     today = request.today or datetime.datetime.now(zone).date()
     first = (request.month or today).replace(day=1)
@@ -418,10 +569,10 @@ def paint_month(request: MonthRequest, painter: Painter | None = None, on_step=N
     days = commits.days_between(first, last)
     seeds = {day: found.seed(day) for day in days}
     watch.lap("commits")
-    images = {}
+    images, key = {}, request.painting_key()
     if request.archive is not None:
         for day in days[:-1] if last == today else days:  # today is not over: always painted afresh
-            image = archived_raccoon(request.archive, day, seeds[day])
+            image = archived_raccoon(request.archive, day, seeds[day], key)
             if image is not None:
                 images[day] = image
     archived = set(images)
@@ -430,13 +581,14 @@ def paint_month(request: MonthRequest, painter: Painter | None = None, on_step=N
     painter = painter or (request.painter() if to_paint else None)
     watch.lap("load")
     if to_paint:
-        images.update(zip(to_paint, painter.paint([seeds[day] for day in to_paint], request.steps, on_step)))
+        painted = painter.paint([seeds[day] for day in to_paint], request.steps, progress=progress)
+        images.update(zip(to_paint, painted.images))
     watch.lap("paint")
     if request.archive is not None:
         for day in to_paint:
             if day < today:
                 with writing(archive_path(request.archive, day)):
-                    archive_raccoon(request.archive, day, seeds[day], images[day])
+                    archive_raccoon(request.archive, day, seeds[day], key, images[day])
     counts = {day: len(found.found.days[day]) for day in days}
     for path, theme in ((request.out, request.theme), *zip(variants, ("light", "dark"))):
         with writing(path):
@@ -495,9 +647,10 @@ class MorphReport:
 MORPH_FRAME_MS, MORPH_HOLD_MS = 120, 1500
 
 
-def paint_morph(request: MorphRequest, painter: Painter | None = None, on_step=None) -> MorphReport:
+def paint_morph(request: MorphRequest, painter: Painter | None = None, progress=None) -> MorphReport:
     """Paint the frames between two days' starting noises (the first and last are those days' raccoons, byte for
-    byte), there and back again so the GIF loops without a jump, each day held a moment."""
+    byte: with best of K, the chosen candidates' noises), there and back again so the GIF loops without a jump,
+    each day held a moment. `progress()` is called once a denoising step."""
     check_size(request.size)
     if not 2 <= request.frames <= 64:
         raise PaintError(f"frames must be between 2 and 64, got {request.frames}")
@@ -511,9 +664,11 @@ def paint_morph(request: MorphRequest, painter: Painter | None = None, on_step=N
     watch.lap("commits")
     painter = painter or request.painter()
     watch.lap("load")
-    first, last = starting_noise(list(seeds))
-    noise = np.concatenate([slerp(first, last, i / (request.frames - 1))[None] for i in range(request.frames)])
-    there = list(painter.paint_noise(noise, request.steps, on_step))
+    ends = painter.paint(list(seeds), request.steps, progress=progress)
+    first, last = ends.noise
+    walk = [slerp(first, last, i / (request.frames - 1))[None] for i in range(1, request.frames - 1)]
+    inside = painter.paint_noise(np.concatenate(walk), request.steps, progress=progress) if walk else []
+    there = [ends.images[0], *inside, ends.images[1]]
     watch.lap("paint")
     loop = there + there[-2:0:-1]
     between = [MORPH_FRAME_MS] * (len(there) - 2)

@@ -5,7 +5,9 @@ file), `model.safetensors` (the parameters in fp16, read without pickle) and `mo
 network's graph with its parameters left out: ONNX Runtime is handed them from the safetensors
 file, so one copy of the weights serves both backends). It may also ship `guide.safetensors`, the
 parameters of a less trained version of the same network, which the painter is steered away from
-(autoguidance, see backends.py); the graph serves both parameter sets.
+(autoguidance, see backends.py); the graph serves both parameter sets. And it may ship the scorer that
+picks the best of K candidate paintings (`scorer.onnx`, `scorer.safetensors`, `real-crops.safetensors`,
+see scorer.py), with the rule that derives the candidates from the day's seed (day.py).
 """
 
 import hashlib
@@ -17,6 +19,7 @@ import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError
 
+from raccoon.day import CANDIDATE_RULES, MAX_CANDIDATES
 from raccoon.diffusion import Schedule
 from raccoon.files import write_atomically
 
@@ -100,9 +103,30 @@ def check_noise_levels(low: float, high: float) -> None:
         raise WeightsError(f"the guided noise levels need 0 <= LOW < HIGH, got ({low:g}, {high:g}]")
 
 
+def check_choice(choice: dict) -> None:
+    """The best-of-K entry's shape: its candidate rule, how many candidates, the noise level of the choice."""
+    if not isinstance(choice["rule"], int):
+        raise TypeError("rule")
+    if not (isinstance(choice["candidates"], int) and 1 <= choice["candidates"] <= MAX_CANDIDATES):
+        raise TypeError("candidates")
+    if not (isinstance(choice["noise_level"], (int, float)) and choice["noise_level"] > 0):
+        raise TypeError("noise_level")
+
+
+def shipped_guidance(config: dict) -> float:
+    """The guidance a folder paints with unless told otherwise: its guide's, else 1 (the network alone)."""
+    return config["guide"]["guidance"] if "guide" in config else 1.0
+
+
+def shipped_candidates(config: dict) -> int:
+    """How many candidates a folder chooses among unless told otherwise: its choice's, else 1 (the day's own)."""
+    return config["choice"]["candidates"] if "choice" in config else 1
+
+
 def read_config(directory: Path) -> dict:
-    """A weights folder's config, checked for what every reader needs: a known schedule, the file hashes, and
-    the guidance and its noise levels if it ships a guide."""
+    """A weights folder's config, checked for what every reader needs: a known schedule, the file hashes, the
+    guidance and its noise levels if it ships a guide, and a candidate rule this code knows if it chooses among
+    candidates."""
     directory = Path(directory)
     try:
         config = json.loads((directory / CONFIG_FILE).read_text())
@@ -113,13 +137,18 @@ def read_config(directory: Path) -> dict:
             if not isinstance(config["guide"]["guidance"], (int, float)):
                 raise TypeError("guidance")
             check_noise_levels(*config["guide"]["noise_levels"])
-        return config
+        if "choice" in config:
+            check_choice(config["choice"])
     except FileNotFoundError:
         raise WeightsError(f"no weights at {directory} ({CONFIG_FILE} missing)") from None
     except OSError as error:  # not a folder, not readable
         raise WeightsError(f"cannot read weights at {directory}: {error.strerror}") from None
     except (ValueError, KeyError, TypeError, WeightsError):
         raise WeightsError(f"{directory / CONFIG_FILE} is not a valid raccoon weights config") from None
+    if config.get("choice", {}).get("rule", CANDIDATE_RULES[0]) not in CANDIDATE_RULES:
+        raise WeightsError(f"the weights at {directory} choose their raccoons by candidate rule "
+                           f"{config['choice']['rule']}, which this raccoon-action predates: upgrade it")
+    return config
 
 
 def load_weights(directory: Path, need: tuple[str, ...] = (), parameters: str = WEIGHTS_FILE) -> tuple[dict, dict[str, np.ndarray]]:

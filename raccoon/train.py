@@ -369,7 +369,7 @@ def save(run: Path, state: State, optimizer, log: list[dict]) -> None:
 def write_samples(run: Path, state: State, steps: int) -> None:
     """The EMA network's grid of the first 16 days of 2026, and the trajectory of such grids over the run."""
     painter = Painter(TorchDenoiser(copy.deepcopy(state.ema).cpu(), state.schedule))  # it feeds the network NumPy
-    grid = image_grid(painter.paint(grid_seeds(16), steps=steps))
+    grid = image_grid(painter.paint(grid_seeds(16), steps=steps).images)
     save_png(grid, run / "samples" / f"step-{state.record['steps']:06d}.png")
     save_png(plot_trajectory(run / "samples"), run / "trajectory.png")
 

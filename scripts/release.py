@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""The release workflow's two checks and one edit (.github/workflows/release.yml; docs/releasing.md).
+"""The release workflow's checks, its notes and one edit (.github/workflows/release.yml; docs/releasing.md).
 
     python3 scripts/release.py version v1.2.3
         Checks that the version is X.Y.Z (a leading `v` allowed) and is the package's own version
         (`__version__` in raccoon/__init__.py), then prints the tags of the release for $GITHUB_OUTPUT:
         version=1.2.3, tag=v1.2.3, minor=v1.2, major=v1.
+
+    python3 scripts/release.py notes v1.2.3 [--changelog CHANGELOG.md]
+        Prints what CHANGELOG.md says of the release: the text under its `## 1.2.3` heading, up to the next
+        `## ` heading. A release with no such section is refused, so every release says what it changed
+        (above all, whether it changes anyone's raccoons).
 
     python3 scripts/release.py pin-image ghcr.io/owner/repo sha256:<64 hex digits> [--action action.yml]
         Rewrites `runs.image` of a Docker action from its Dockerfile to the prebuilt image,
@@ -47,6 +52,21 @@ def release_tags(version: str, package_version: str) -> dict[str, str]:
         raise Refused(f"version {plain} is not the package's version {package_version} (raccoon/__init__.py): "
                       "bump __version__ on main first")
     return {"version": plain, "tag": f"v{plain}", "minor": f"v{major}.{minor}", "major": f"v{major}"}
+
+
+def changelog_section(text: str, version: str) -> str:
+    """The text under the `## X.Y.Z` heading of a changelog (a `v` before the version, and anything after it on
+    the heading line, such as a date, allowed), up to the next second-level heading."""
+    plain = version.removeprefix("v")
+    heading = re.compile(rf"^## v?{re.escape(plain)}(?:\s.*)?$", re.M)
+    match = heading.search(text)
+    if not match:
+        raise Refused(f"CHANGELOG.md has no '## {plain}' section: say what this release changes first")
+    following = re.compile(r"^## ", re.M).search(text, match.end())
+    section = text[match.end():following.start() if following else len(text)].strip()
+    if not section:
+        raise Refused(f"CHANGELOG.md's '## {plain}' section is empty")
+    return section
 
 
 def package_version(init: Path) -> str:
@@ -156,6 +176,9 @@ def main(argv=None) -> int:
     version.add_argument("version", help="X.Y.Z or vX.Y.Z")
     version.add_argument("--package", type=Path, default=ROOT / "raccoon" / "__init__.py",
                          help="the __init__.py holding __version__ (default: %(default)s)")
+    notes = commands.add_parser("notes", help="print what the changelog says of a release")
+    notes.add_argument("version", help="X.Y.Z or vX.Y.Z")
+    notes.add_argument("--changelog", type=Path, default=ROOT / "CHANGELOG.md", help="(default: %(default)s)")
     pin = commands.add_parser("pin-image", help="point runs.image of action.yml at a prebuilt image")
     pin.add_argument("image", help="registry image name, such as ghcr.io/owner/repo")
     pin.add_argument("digest", help="sha256:<64 hex digits>")
@@ -165,6 +188,11 @@ def main(argv=None) -> int:
         if args.command == "version":
             for name, value in release_tags(args.version, package_version(args.package)).items():
                 print(f"{name}={value}")
+        elif args.command == "notes":
+            try:
+                print(changelog_section(args.changelog.read_text(encoding="utf-8"), args.version))
+            except OSError as error:
+                raise Refused(f"{args.changelog}: {error.strerror}") from None
         else:
             try:
                 raw = args.action.read_bytes()

@@ -60,9 +60,10 @@ def test_every_tile_is_that_days_paint(raccoon, folder, week_start):
 def test_a_batched_month_is_the_same_as_each_day_alone(folder):
     painter = Painter.load()
     seeds = [DayRecord.of(MONTH.replace(day=d), []).seed() for d in range(1, 30)]
-    together = painter.paint(seeds, steps=int(STEPS))
+    together = painter.paint(seeds, steps=int(STEPS)).images
     for index in (0, 13, 28):
-        assert together[index].tobytes() == painter.paint([seeds[index]], steps=int(STEPS))[0].tobytes()
+        alone = Painter(painter.denoiser, painter.choice)  # a new painter: nothing painted before
+        assert together[index].tobytes() == alone.paint([seeds[index]], steps=int(STEPS)).images[0].tobytes()
 
 
 def test_days_after_today_are_empty_and_the_json_lists_each_day(folder):
@@ -96,19 +97,28 @@ def test_archive_keeps_finished_days_and_is_reused(folder, raccoon):
                       "--steps", STEPS, "--out", folder / "alone.png")
     assert painted.code == 0 and (archive / "2024/02/03.png").read_bytes() == (folder / "alone.png").read_bytes()
     # A kept day is read back, not painted: doctor one, and the calendar shows it. One kept for another seed (the
-    # day's commits changed since) is painted again and replaced.
+    # day's commits changed since), or painted another way (other weights or settings), is painted again and
+    # replaced.
     with Image.open(archive_path(archive, MONTH.replace(day=2))) as picture:
-        seed_2, doctored = picture.text["raccoon:seed"], np.zeros((64, 64, 3), np.uint8)
+        kept_text, doctored = dict(picture.text), np.zeros((64, 64, 3), np.uint8)
     from raccoon.render import save_png
-    save_png(doctored, archive_path(archive, MONTH.replace(day=2)), size=64, metadata={"raccoon:seed": seed_2})
-    save_png(doctored, archive_path(archive, MONTH.replace(day=3)), size=64, metadata={"raccoon:seed": "0" * 64})
+    save_png(doctored, archive_path(archive, MONTH.replace(day=2)), size=64, metadata=kept_text)
+    save_png(doctored, archive_path(archive, MONTH.replace(day=3)), size=64,
+             metadata={**kept_text, "raccoon:seed": "0" * 64})
+    with Image.open(archive_path(archive, MONTH.replace(day=4))) as picture:
+        save_png(doctored, archive_path(archive, MONTH.replace(day=4)), size=64,
+                 metadata={**picture.text, "raccoon:painting": "0" * 16})
     second = paint_month(month_request(folder, archive=archive, today=today))
-    assert [day.archived for day in second.days] == [True, True, False, True, False]
+    assert [day.archived for day in second.days] == [True, True, False, False, False]
     assert [day.seed for day in second.days] == [day.seed for day in first.days]
     calendar = pixels(folder / "calendar.png")
     assert (tile(calendar, MONTH.replace(day=2)) == 0).all()
+    assert (tile(calendar, MONTH.replace(day=4)) != 0).any()
     assert tile(calendar, MONTH.replace(day=3)).tobytes() == pixels(folder / "alone.png").tobytes()
     assert (archive / "2024/02/03.png").read_bytes() == (folder / "alone.png").read_bytes()
+    # Other steps paint other raccoons: nothing kept is reused.
+    third = paint_month(month_request(folder, archive=archive, today=today, steps=int(STEPS) + 1))
+    assert not any(day.archived for day in third.days)
 
 
 def test_a_month_from_git_matches_each_days_paint(raccoon, git_repo, tmp_path, tiny_model, monkeypatch):

@@ -47,13 +47,14 @@ def test_json_report_and_png(raccoon, workdir):
         "seed": DayRecord.of(datetime.date(2024, 1, 2), [SHA_A, SHA_B]).seed().hex(),
         "commits": 2, "source": "list", "incomplete": False, "on_error": "fail", "fallback": None,
         "output": str(workdir / "r.png"), "gif": None, "readme": None, "readme_changed": False, "size": 256,
-        "steps": 50, "backend": "onnx", "guidance": 1.0,
+        "steps": 50, "backend": "onnx", "guidance": 1.0, "candidates": 1, "candidate": 0,
         "alt": "The raccoon of 2024-01-02, painted by a tiny diffusion model from 2 commits", "warnings": [],
     }
     assert set(seconds) == {"commits", "load", "paint", "write"} and seconds["paint"] > 0
     with Image.open(workdir / "r.png") as picture:
         assert picture.size == (256, 256) and picture.mode == "RGB"
-        assert picture.text == {"raccoon:date": "2024-01-02", "raccoon:seed": report["seed"]}
+        assert picture.text.keys() == {"raccoon:date", "raccoon:seed", "raccoon:painting"}
+        assert (picture.text["raccoon:date"], picture.text["raccoon:seed"]) == ("2024-01-02", report["seed"])
 
 
 def test_guidance_defaults_to_the_weights_own_and_can_be_turned_off(raccoon, workdir, guided_weights):

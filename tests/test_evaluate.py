@@ -74,7 +74,7 @@ def test_features_are_the_pretrained_networks():
     np.testing.assert_allclose(features(images[::-1]), f[::-1], rtol=1e-4, atol=1e-5)
     # The ImageNet weights, not a fresh network: trained BatchNorm statistics are not the initial 0 and 1.
     net = evaluate.feature_net()
-    assert net._bn1.running_var.std() > 0.1
+    assert net.net._bn1.running_var.std() > 0.1
 
 
 def test_kid_orders_real_blurred_and_noise():
@@ -139,12 +139,14 @@ def test_eval_writes_grid_pairs_and_metrics(tiny_weights, photos, tmp_path, racc
                   "--batch", 4, "--threads", 1, "--out", out)
     assert run.code == 0, run.err
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"data", "real_crops", "weights", "training_steps", "backend", "guidance", "steps",
-                            "samples", "split", "feature_net", "kid", "memorization", "recognizability", "seconds"}
+    assert set(metrics) == {"data", "real_crops", "weights", "training_steps", "backend", "guidance", "candidates",
+                            "steps", "samples", "split", "feature_net", "kid", "memorization", "recognizability",
+                            "seconds"}
     proxies = metrics["recognizability"]["per_sample"]
     assert [p["date"] for p in proxies] == [f"2026-01-{d:02d}" for d in range(1, 11)] and metrics["split"] == "tuning"
     assert [p["seed"] for p in proxies] == [seed.hex() for seed in grid_seeds(10)]
     assert all(-1 <= p["proxy"] <= 1 for p in proxies) and "auc" not in metrics["recognizability"]
+    assert metrics["candidates"] == 1 and all(p["candidate"] == 0 for p in proxies)  # no scorer: each day's own
     assert (metrics["real_crops"], metrics["training_steps"], metrics["samples"], metrics["guidance"]) == (12, 7, 10, 1)
     assert set(metrics["kid"]) == {"mean", "std", "subsets"} and np.isfinite(metrics["kid"]["mean"])
     memo = metrics["memorization"]
@@ -157,7 +159,7 @@ def test_eval_writes_grid_pairs_and_metrics(tiny_weights, photos, tmp_path, racc
     # The grid holds the samples of the grid's fixed seeds, in order, at twice their size.
     grid = np.asarray(Image.open(out / "grid.png"))
     assert grid.shape == (2 * 128, 8 * 128, 3)
-    first = Painter(OnnxDenoiser(tiny_weights)).paint(grid_seeds(1), steps=2)[0]
+    first = Painter(OnnxDenoiser(tiny_weights)).paint(grid_seeds(1), steps=2).images[0]
     assert np.abs(grid[:128:2, :128:2].astype(int) - first).max() <= 1
     sheet = np.asarray(Image.open(out / "sheet-1.png"))  # the 10 samples, 4 a row, numbered above each tile
     assert sheet.shape == (3 * (256 + 28), 4 * 256, 3) and not (out / "sheet-2.png").exists()

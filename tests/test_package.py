@@ -29,7 +29,8 @@ from raccoon import __version__
 from raccoon.day import DayRecord
 
 ROOT = Path(__file__).resolve().parent.parent
-WEIGHTS = ("config.json", "model.onnx", "model.safetensors", "guide.safetensors")
+# Every file the weights' config records (the networks, the graphs, the scorer), and the config itself.
+WEIGHTS = ("config.json", *json.loads((ROOT / "weights" / "config.json").read_text())["files"])
 TOKEN = "ghp_" + "PackageTestToken" * 2
 DAY = datetime.date(2026, 3, 10)
 SHAS = [f"{n:040x}" for n in (7, 8, 9)]

@@ -95,11 +95,11 @@ def test_requests_from_code_are_checked_too(folder, fields, message):
 def test_one_painter_paints_many_days_as_each_alone(folder):
     painter = Painter.load()
     seeds = [DayRecord.of(DAY + datetime.timedelta(days=i), []).seed() for i in range(3)]
-    together = painter.paint(seeds, steps=3)
+    together = painter.paint(seeds, steps=3).images
     alone = [paint_day(request(folder, date=DAY + datetime.timedelta(days=i), size=64), painter) for i in range(3)]
     assert [report.seed for report in alone] == [seed.hex() for seed in seeds]
     assert together.shape == (3, 64, 64, 3) and len({image.tobytes() for image in together}) == 3
-    np.testing.assert_array_equal(together[2], Painter.load().paint(seeds[2:], steps=3)[0])
+    np.testing.assert_array_equal(together[2], Painter.load().paint(seeds[2:], steps=3).images[0])
 
 
 def test_readme_block_shows_the_calendar_in_the_readers_colour_scheme(folder, raccoon):

@@ -31,7 +31,7 @@ OUTPUT_TOLERANCE = 1e-4
 
 
 def paint(seed: bytes, steps: int, weights, backend: str = "onnx", guidance: float | None = None) -> np.ndarray:
-    return Painter.load(weights, backend, guidance=guidance).paint([seed], steps)[0]
+    return Painter.load(weights, backend, guidance=guidance).paint([seed], steps).images[0]
 
 
 def test_parameters_round_trip_through_fp16(tmp_path):

@@ -207,6 +207,48 @@ def test_version_reads_the_package_by_default():
     assert result.returncode == 0 and f"tag=v{version}\n" in result.stdout
 
 
+# -------------------------------------------------------------------------------------------- notes
+
+
+CHANGELOG = """# Changes
+
+## 1.13.0 (2027-01-02)
+
+New weights: every day's raccoon changes.
+
+## v1.12.0
+
+- A fix.
+
+## 1.1.0
+"""
+
+
+@pytest.mark.parametrize("given, section", [("1.13.0", "New weights: every day's raccoon changes."),
+                                            ("v1.12.0", "- A fix.")])
+def test_notes_print_the_releases_section(tmp_path, given, section):
+    (tmp_path / "CHANGELOG.md").write_text(CHANGELOG)
+    result = run_script("notes", given, "--changelog", tmp_path / "CHANGELOG.md")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == section + "\n"
+
+
+@pytest.mark.parametrize("given, message", [("1.14.0", "CHANGELOG.md has no '## 1.14.0' section"),
+                                            ("1.1.0", "'## 1.1.0' section is empty"),
+                                            ("1.13", "no '## 1.13' section")])
+def test_notes_refuse_a_release_the_changelog_does_not_describe(tmp_path, given, message):
+    (tmp_path / "CHANGELOG.md").write_text(CHANGELOG)
+    result = run_script("notes", given, "--changelog", tmp_path / "CHANGELOG.md")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def test_the_package_version_has_its_notes():
+    version = release.package_version(ROOT / "raccoon" / "__init__.py")
+    result = run_script("notes", version)
+    assert result.returncode == 0 and result.stdout.strip(), result.stderr
+
+
 # ----------------------------------------------------------------------------------- the release workflow
 
 

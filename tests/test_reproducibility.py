@@ -22,6 +22,7 @@ import pytest
 from raccoon.backends import PAINT_THREADS, OnnxDenoiser
 from raccoon.painting import CommitSource, DayRequest, paint_day
 from raccoon.pretrained import GRAPH_FILE, default_weights_dir
+from raccoon.scorer import SCORER_GRAPH, Scorer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SEED = hashlib.sha256(b"raccoon-day-record v1\ndate 2026-11-22\n").digest()
@@ -36,7 +37,7 @@ from raccoon.render import png_bytes
 from raccoon.painting import Painter
 steps = hashlib.sha256()
 image = Painter.load(Path(sys.argv[3])).paint([bytes.fromhex(sys.argv[1])], int(sys.argv[2]),
-                                             on_step=lambda i, x0: steps.update(x0.tobytes()))[0]
+                                             on_step=lambda i, x0: steps.update(x0.tobytes())).images[0]
 print("avx512f", cpu["AVX512F"], "avx2", cpu["AVX2"], "steps", steps.hexdigest(), file=sys.stderr)
 sys.stdout.buffer.write(png_bytes(image))
 """
@@ -51,11 +52,12 @@ def shipped_weights() -> Path:
 
 # The contract of a release: these days paint these PNGs (64x64) with the shipped weights and sampler. A new
 # weights version or sampler changes every day's raccoon, and must change these on purpose (README, versions).
+# Since 1.0.0 (weights v0.6, best of 4) the three days paint candidates 3, 0 and 2.
 PINNED_DAYS = {
-    ("2026-01-06", ()): "1876b92d47f6fdc64b8212ad5d743d3f9486a958c030e60c32eead22f888fa3c",
-    ("2026-07-04", ()): "c05d5bd7a617062dea9b114d4c039b40b1aa5c5968f67b590cd84cc10f40101d",
+    ("2026-01-06", ()): "51df2eb377ddc4f787e4db41328fcdc2e10e245871628dab85e676fd810d004e",
+    ("2026-07-04", ()): "a2fc8615863c9951de48b1d55e6e04c974537ac9d358e9f405cfdb110ea65190",
     ("2026-11-30", ("0123456789abcdef0123456789abcdef01234567",)):
-        "fdaf14cf3a7f128cc29a958de61c116bf540a71fe50f2e166894f54212739123",
+        "10aa232b724c1fb62cfd536e6dacaeaab78c03cff66cfb42e1e2491fa2a15bf3",
 }
 
 
@@ -105,16 +107,23 @@ def test_session_avoids_what_follows_the_machine(weights, tiny_weights):
     it); not ORT_ENABLE_ALL (its NCHWc convolutions sum by vector width); no fused Softmax (the same)."""
     folder = tiny_weights if weights == "tiny" else shipped_weights()
     assert "Softmax" not in {node.op_type for node in onnx.load(folder / GRAPH_FILE, load_external_data=False).graph.node}
-    options = OnnxDenoiser(folder).session.get_session_options()
-    assert options.graph_optimization_level != ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    assert options.intra_op_num_threads == PAINT_THREADS
+    sessions = [OnnxDenoiser(folder).session]
+    if weights == "shipped":  # and the scorer that picks among its candidates
+        sessions.append(Scorer.load(folder).session)
+        scorer_graph = onnx.load(folder / SCORER_GRAPH, load_external_data=False).graph
+        assert "Softmax" not in {node.op_type for node in scorer_graph.node}
+    for session in sessions:
+        options = session.get_session_options()
+        assert options.graph_optimization_level != ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        assert options.intra_op_num_threads == PAINT_THREADS
 
 
 @pytest.mark.skipif(not shutil.which("qemu-x86_64"), reason="qemu-user is not installed")
 @pytest.mark.parametrize("weights", ["tiny", "shipped"])
 def test_avx2_only_cpu_paints_the_same_png(weights, guided_weights):
     """The whole painter (noise, NumPy, ONNX Runtime, autoguidance, PNG) on an emulated AVX2-only CPU against this one,
-    with a tiny guided network and with the shipped weights."""
+    with a tiny guided network and with the shipped weights (and their scorer, choosing the best of their
+    candidates)."""
     folder = guided_weights if weights == "tiny" else shipped_weights()
     steps = 4  # emulation is some 400x slower; every op of the network still runs at every step, guided at two
     emulated, seen = painted(folder, steps, emulate=AVX2_CPU)

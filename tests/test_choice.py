@@ -1,0 +1,252 @@
+"""Best of K: the candidates a day's seed gives, the scorer that picks one, the memorization guard on the pick, and
+the promise that a chosen raccoon is exactly its candidate painted alone."""
+
+import datetime
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import copy_weights
+from raccoon.backends import PAINT_THREADS
+from raccoon.day import DayRecord, candidate_seed
+from raccoon.diffusion import ddim_timesteps
+from raccoon.painting import (CommitSource, MorphRequest, Painter, PaintError, choice_step, paint_morph, slerp,
+                              starting_noise, to_uint8_batch)
+from raccoon.pretrained import CONFIG_FILE, WeightsError, read_config, record_file, write_parameters
+from raccoon.scorer import COPY_COSINE, CROPS_FILE, CROPS_TENSOR, SCORER_GRAPH, Scorer
+
+STEPS = 6
+SEEDS = [DayRecord.of(datetime.date(2024, 3, day), []).seed() for day in (1, 2, 3)]
+
+
+def photos(folder, count=6):
+    """Smooth coloured scenes, as photos the data loader crops."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((96, 80), Image.Resampling.BICUBIC).save(folder / f"p{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def chooser_weights(tmp_path_factory, guided_weights):
+    """The tiny guided network with the real scorer (EfficientNet-Lite0) and a few fixture photos' features, best of
+    3 chosen at noise level 2.3 (the shipped level)."""
+    from raccoon.export import export_scorer
+
+    folder = copy_weights(guided_weights, tmp_path_factory.mktemp("tiny-chooser"))
+    export_scorer(folder, photos(tmp_path_factory.mktemp("photos") / "photos"), candidates=3, noise_level=2.3)
+    return folder
+
+
+def test_candidate_rule_is_the_documented_hash():
+    seed = bytes(range(32))
+    assert candidate_seed(seed, 0) == seed
+    assert candidate_seed(seed, 2) == hashlib.sha256(seed + b"candidate\x02").digest()
+    assert candidate_seed(seed, 1).hex() == hashlib.sha256(seed + b"candidate\x01").hexdigest()
+    with pytest.raises(ValueError):
+        candidate_seed(seed, 16)
+
+
+def test_choice_step_follows_the_noise_level(chooser_weights):
+    schedule = Painter.load(chooser_weights).denoiser.schedule
+    assert choice_step(schedule, 50, 2.3) == 13  # after 14 of 50 steps, as measured on the tuning days
+    for steps in (1, 4, 20, 50, 200):
+        i = choice_step(schedule, steps, 2.3)
+        levels = [schedule.noise_level(t) for t in ddim_timesteps(schedule.train_steps, steps)]
+        assert all(level > 2.3 for level in levels[:i])
+        assert levels[i] <= 2.3 or i == steps - 1  # one step from pure noise: chosen at the end
+
+
+def scores_at_choice(painter, seeds, steps):
+    """Every candidate painted alone, scored by the scorer at the choice step: (K, N)."""
+    alone = Painter(painter.denoiser)
+    at = choice_step(painter.denoiser.schedule, steps, painter.choice.noise_level)
+    scores = []
+    for k in range(painter.candidates):
+        kept = {}
+        alone.paint_noise(starting_noise([candidate_seed(s, k) for s in seeds]), steps,
+                          on_step=lambda i, x0: kept.setdefault(i, x0))
+        scores.append(painter.choice.scorer.closeness(to_uint8_batch(kept[at])))
+    return np.array(scores)
+
+
+def test_the_best_scored_candidate_is_painted_exactly_as_alone(chooser_weights):
+    painter = Painter.load(chooser_weights)
+    assert painter.candidates == 3
+    painted = painter.paint(SEEDS, STEPS)
+    expected = scores_at_choice(painter, SEEDS, STEPS).argmax(axis=0)
+    assert painted.candidates.tolist() == expected.tolist()
+    own = Painter.load(chooser_weights, candidates=1)
+    for j, (seed, k) in enumerate(zip(SEEDS, painted.candidates)):
+        noise = starting_noise([candidate_seed(seed, int(k))])
+        np.testing.assert_array_equal(painted.noise[j], noise[0])
+        assert painted.images[j].tobytes() == own.paint_noise(noise, STEPS)[0].tobytes()
+        alone = Painter(painter.denoiser, painter.choice)  # a new painter: nothing painted before
+        assert painted.images[j].tobytes() == alone.paint([seed], STEPS).images[0].tobytes()  # batch = alone
+
+
+def test_candidates_one_paints_the_days_own_noise_without_the_scorer(chooser_weights):
+    own = Painter.load(chooser_weights, candidates=1)
+    assert own.choice is None and own.candidates == 1
+    painted = own.paint(SEEDS[:1], STEPS)
+    assert painted.candidates.tolist() == [0]
+    assert painted.images[0].tobytes() == own.paint_noise(starting_noise(SEEDS[:1]), STEPS)[0].tobytes()
+
+
+def test_steps_are_seen_for_the_chosen_painting(chooser_weights):
+    painter = Painter.load(chooser_weights)
+    seen, alone, ticks = [], [], []
+    painted = painter.paint(SEEDS[:2], STEPS, on_step=lambda i, x0: seen.append((i, x0)),
+                            progress=lambda: ticks.append(1))
+    Painter(painter.denoiser).paint_noise(painted.noise, STEPS, on_step=lambda i, x0: alone.append((i, x0)))
+    assert [i for i, _ in seen] == list(range(STEPS)) and len(ticks) == STEPS
+    for (_, mine), (_, theirs) in zip(seen, alone):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def with_crops(folder, tmp_path, images):
+    """A copy of the weights whose real crops are `images` (so painting one of them is painting a copy)."""
+    copy = copy_weights(folder, tmp_path / "weights")
+    features = Scorer.load(folder).features(images)
+    write_parameters(copy / CROPS_FILE, {CROPS_TENSOR: features})
+    record_file(copy, CROPS_FILE)
+    return copy
+
+
+def test_a_near_copy_is_never_painted(chooser_weights, tmp_path):
+    """Make the would-be pick a training crop: the guard finishes the best scored candidate that is no copy (the
+    tiny network's paintings look alike, so that may be the least close of all)."""
+    painter = Painter.load(chooser_weights)
+    first = painter.paint(SEEDS[:1], STEPS)
+    guarded = Painter.load(with_crops(chooser_weights, tmp_path, first.images))
+    own = Painter.load(chooser_weights, candidates=1)
+    finished = np.concatenate([own.paint([candidate_seed(SEEDS[0], k)], STEPS).images for k in range(3)])
+    closeness = guarded.choice.scorer.closeness(finished)
+    ranked = np.argsort(-scores_at_choice(guarded, SEEDS[:1], STEPS)[:, 0], kind="stable")
+    assert ranked[0] == first.candidates[0] and closeness[ranked[0]] >= COPY_COSINE
+    expected = next((k for k in ranked if closeness[k] < COPY_COSINE), closeness.argmin())
+    painted = guarded.paint(SEEDS[:1], STEPS)
+    assert painted.candidates[0] == expected != first.candidates[0]
+    assert painted.images[0].tobytes() == finished[expected].tobytes()
+
+
+def test_when_every_candidate_is_a_copy_the_least_close_is_kept(chooser_weights, tmp_path):
+    own = Painter.load(chooser_weights, candidates=1)
+    everything = np.concatenate([own.paint([candidate_seed(SEEDS[0], k)], STEPS).images for k in range(3)])
+    guarded = Painter.load(with_crops(chooser_weights, tmp_path, everything))
+    painted = guarded.paint(SEEDS[:1], STEPS)
+    closeness = guarded.choice.scorer.closeness(everything)
+    assert (closeness >= COPY_COSINE).all()
+    assert painted.images[0].tobytes() == everything[closeness.argmin()].tobytes()
+
+
+def test_scorer_in_onnx_runtime_is_the_evaluation_network(chooser_weights):
+    """The shipped scorer computes `raccoon eval`'s features (fp16 parameters: within a hair), one image at a time,
+    with the painter's exact session settings."""
+    from raccoon.evaluate import features
+
+    scorer = Scorer.load(chooser_weights)
+    images = Painter.load(chooser_weights, candidates=1).paint(SEEDS, STEPS).images
+    mine, reference = scorer.features(images), features(images)
+    cosine = (mine * reference).sum(1) / np.linalg.norm(mine, axis=1) / np.linalg.norm(reference, axis=1)
+    assert cosine.min() > 0.9999
+    np.testing.assert_array_equal(scorer.features(images[::-1]), mine[::-1])
+    assert scorer.session.get_session_options().intra_op_num_threads == PAINT_THREADS
+
+
+def test_morph_walks_between_the_chosen_raccoons(chooser_weights, tmp_path, clean_env):
+    walked = []
+
+    class Recording(Painter):
+        def paint_noise(self, noise, *args, **kwargs):
+            walked.append(noise)
+            return super().paint_noise(noise, *args, **kwargs)
+
+    painter = Recording.load(chooser_weights)
+    request = MorphRequest(start=datetime.date(2024, 3, 1), end=datetime.date(2024, 3, 2), frames=3,
+                           commits=CommitSource(source="none"), steps=STEPS, out=tmp_path / "m.gif", size=64)
+    paint_morph(request, painter)
+    days = Painter(painter.denoiser, painter.choice).paint(SEEDS[:2], STEPS)
+    assert len(walked) == 1 and np.array_equal(walked[0][0], slerp(days.noise[0], days.noise[1], 0.5))
+    with Image.open(tmp_path / "m.gif") as gif:
+        first = np.asarray(gif.convert("RGB"), dtype=int)
+    # A GIF frame is a palette image: the first day's raccoon up to that rounding, far closer to it than to the other
+    assert np.abs(first - days.images[0]).mean() < np.abs(first - days.images[1]).mean() / 3
+
+
+def rewrite_choice(folder, tmp_path, **entries):
+    copy = copy_weights(folder, tmp_path / "weights")
+    config = json.loads((copy / CONFIG_FILE).read_text())
+    config["choice"].update(entries)
+    (copy / CONFIG_FILE).write_text(json.dumps(config))
+    return copy
+
+
+def test_weights_of_a_newer_candidate_rule_ask_for_an_upgrade(chooser_weights, tmp_path):
+    with pytest.raises(WeightsError, match="candidate rule 2, which this raccoon-action predates: upgrade it"):
+        read_config(rewrite_choice(chooser_weights, tmp_path, rule=2))
+
+
+@pytest.mark.parametrize("entries", [{"candidates": 0}, {"candidates": 17}, {"noise_level": -1}, {"rule": "1"}])
+def test_a_malformed_choice_is_one_line(chooser_weights, tmp_path, entries):
+    with pytest.raises(WeightsError, match="is not a valid raccoon weights config"):
+        read_config(rewrite_choice(chooser_weights, tmp_path, **entries))
+
+
+def test_a_tampered_scorer_is_refused(chooser_weights, tmp_path):
+    copy = copy_weights(chooser_weights, tmp_path / "weights")
+    (copy / SCORER_GRAPH).write_bytes((copy / SCORER_GRAPH).read_bytes()[:-10])
+    with pytest.raises(PaintError, match="truncated or altered"):
+        Painter.load(copy)
+
+
+def test_candidates_need_a_scorer(raccoon, tiny_weights, tmp_path):
+    run = raccoon("paint", "--source", "none", "--weights", tiny_weights, "--candidates", "2", "--steps", "2",
+                  "--out", tmp_path / "r.png")
+    assert run.code == 2 and run.out == "" and not (tmp_path / "r.png").exists()
+    assert run.err.strip().splitlines() == [f"raccoon: error: the weights at {tiny_weights} ship no scorer to choose "
+                                            "among candidates, so candidates must be 1"]
+    bad = raccoon("paint", "--source", "none", "--candidates", "17", "--out", tmp_path / "r.png")
+    assert bad.code == 2 and "--candidates" in bad.err and "Traceback" not in bad.err
+
+
+def test_a_painter_paints_a_seed_once(chooser_weights):
+    """The Action paints a month, then its day: the day is not painted twice (unless its steps are wanted)."""
+    calls = []
+
+    class Counting:
+        def __init__(self, denoiser):
+            self.denoiser, self.schedule, self.guidance = denoiser, denoiser.schedule, denoiser.guidance
+
+        def __call__(self, x, t):
+            calls.append(len(x))
+            return self.denoiser(x, t)
+
+    loaded = Painter.load(chooser_weights)
+    painter = Painter(Counting(loaded.denoiser), loaded.choice)
+    month = painter.paint(SEEDS, STEPS)
+    painted = len(calls)
+    day = painter.paint(SEEDS[1:2], STEPS)
+    assert len(calls) == painted
+    assert day.images[0].tobytes() == month.images[1].tobytes() and day.candidates[0] == month.candidates[1]
+    np.testing.assert_array_equal(day.noise[0], month.noise[1])
+    painter.paint(SEEDS[1:2], STEPS + 1)  # other steps, another painting
+    assert len(calls) > painted
+    painted = len(calls)
+    painter.paint(SEEDS[1:2], STEPS, on_step=lambda i, x0: None)  # the steps are wanted: painted again
+    assert len(calls) > painted
+
+
+def test_the_report_names_the_candidate(raccoon, chooser_weights, tmp_path):
+    run = raccoon("paint", "--source", "none", "--date", "2024-03-02", "--weights", chooser_weights, "--steps",
+                  STEPS, "--size", "64", "--out", tmp_path / "r.png", "--json")
+    assert run.code == 0, run.err
+    report = json.loads(run.out)
+    painted = Painter.load(chooser_weights).paint(SEEDS[1:2], STEPS)
+    assert (report["candidates"], report["candidate"]) == (3, int(painted.candidates[0]))
+    assert np.asarray(Image.open(tmp_path / "r.png").convert("RGB")).tobytes() == painted.images[0].tobytes()
