@@ -11,7 +11,6 @@ guide.safetensors, the autoguidance network; the same graph serves it. With --sc
 recognizability scorer (scorer.py) ships too, and the painter paints the best of K candidates by it.
 """
 
-import argparse
 import copy
 import sys
 import tempfile
@@ -26,8 +25,8 @@ from tqdm import tqdm
 from raccoon import options
 from raccoon.backends import TorchDenoiser, onnx_session
 from raccoon.day import CANDIDATE_RULES, MAX_CANDIDATES
-from raccoon.pretrained import (GRAPH_FILE, GUIDED_NOISE_LEVELS, WeightsError, attach_guide, default_weights_dir,
-                                read_parameters, record_file, write_parameters)
+from raccoon.pretrained import (GRAPH_FILE, GUIDED_NOISE_LEVELS, WeightsError, attach_guide, check_choice,
+                                default_weights_dir, read_parameters, record_file, write_parameters)
 from raccoon.scorer import CROPS_FILE, CROPS_TENSOR, SCORER_FILE, SCORER_GRAPH, Scorer
 
 # Best of K chooses once the noise level is down to this: after 14 of 50 steps, the cheapest choice near the best
@@ -85,24 +84,28 @@ def export_scorer(weights: Path, data: Path, candidates: int, noise_level: float
     from raccoon.evaluate import feature_net, with_flips
 
     weights = Path(weights)
+    choice = {"rule": CANDIDATE_RULES[-1], "candidates": candidates, "noise_level": noise_level}
+    check_choice(choice)
+    try:
+        crops = load_crops(data, progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo"))
+    except OSError as error:  # no folder, no photos, or one that is not an image
+        raise WeightsError(f"--scorer: {error}") from None
     net = feature_net()
     names = export_graph(net, {"images": torch.zeros(1, 64, 64, 3, dtype=torch.uint8)}, "features",
                          weights / SCORER_GRAPH, leave_out=tuple(n for n in net.state_dict() if "._fc." in n))
     write_parameters(weights / SCORER_FILE, {name: net.state_dict()[name].numpy() for name in names})
     record_file(weights, SCORER_GRAPH)
     record_file(weights, SCORER_FILE)
-    crops = load_crops(data, progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo"))
     session = onnx_session(weights / SCORER_GRAPH, read_parameters(weights / SCORER_FILE))
     write_parameters(weights / CROPS_FILE, {CROPS_TENSOR: Scorer(session, None).features(with_flips(crops))})
-    choice = {"rule": CANDIDATE_RULES[-1], "candidates": candidates, "noise_level": noise_level,
-              "scorer": {"network": "efficientnet-lite0 (ImageNet), pooled last convolution, 224 px",
-                         "data": str(data), "crops": len(crops)}}
+    choice["scorer"] = {"network": "efficientnet-lite0 (ImageNet), pooled last convolution, 224 px",
+                        "data": str(data), "crops": len(crops)}
     record_file(weights, CROPS_FILE, choice=choice)
     return len(crops)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="raccoon export", description=__doc__.split("\n\n")[0])
+    p = options.Parser(prog="raccoon export", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", type=Path, default=None, help="weights folder (default: the shipped weights)")
     p.add_argument("--guide", type=Path, metavar="DIR",
                    help="weights folder of a less trained version of the same network, shipped as the guide")
@@ -116,12 +119,13 @@ def main(argv=None) -> int:
                         "in DATA, and paint the best of --candidates by it")
     p.add_argument("--candidates", type=options.whole_number_between(1, MAX_CANDIDATES), default=4, metavar="K",
                    help="with --scorer, candidates a day (default: %(default)s)")
-    p.add_argument("--choose-at", type=float, default=CHOICE_NOISE_LEVEL, metavar="SIGMA",
+    p.add_argument("--choose-at", type=options.number_between(float, 0.01, 100), default=CHOICE_NOISE_LEVEL,
+                   metavar="SIGMA",
                    help="with --scorer, choose at the first step whose noise level is at most SIGMA "
                         "(default: %(default)s, after 14 of 50 steps)")
-    args = p.parse_args(argv)
-    weights = args.weights or default_weights_dir()
     try:
+        args = p.parse_args(argv)
+        weights = args.weights or default_weights_dir()
         if args.guide:
             attach_guide(weights, args.guide, args.guidance, args.noise_levels)
             low, high = args.noise_levels
@@ -133,7 +137,7 @@ def main(argv=None) -> int:
             crops = export_scorer(weights, args.scorer, args.candidates, args.choose_at)
             print(f"shipped the scorer and the features of {crops} real crops: best of {args.candidates}, chosen "
                   f"at noise level {args.choose_at:g}")
-    except WeightsError as error:
+    except (WeightsError, options.UsageError) as error:
         print(f"raccoon export: error: {error}", file=sys.stderr)
         return 2
     return 0

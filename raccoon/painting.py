@@ -169,8 +169,13 @@ class Painter:
 
     def paint(self, seeds: list[bytes], steps: int = 50, on_step=None, progress=None) -> Paintings:
         """The raccoons of `seeds`, painted as one batch: each the same as painted alone. `on_step(i, x0)` sees each
-        step's predicted images, `progress()` is called once a step. Seeds this painter has painted before are not
-        painted again, unless `on_step` wants to see their steps (the Action paints a month, then its day)."""
+        step's predicted images, `progress()` is called once a step. When this painter has painted every one of the
+        seeds before, they are not painted again, unless `on_step` wants to see their steps (the Action paints a
+        month, then its day)."""
+        try:
+            ddim_timesteps(self.denoiser.schedule.train_steps, steps)
+        except ValueError as error:  # steps out of range
+            raise PaintError(str(error)) from None
         if on_step is None and seeds and all((seed, steps) in self._painted for seed in seeds):
             return Paintings(*(np.stack(parts) for parts in zip(*(self._painted[seed, steps] for seed in seeds))))
         if self.choice is None:
@@ -179,14 +184,11 @@ class Painter:
         else:
             noise = np.stack([starting_noise([candidate_seed(seed, k) for seed in seeds])
                               for k in range(self.choice.candidates)])
-            try:
-                images, chosen = sample_best_of(self.denoiser, self.choice.scorer, noise, steps,
-                                                self.choice.noise_level, on_step, progress)
-            except ValueError as error:  # steps out of range
-                raise PaintError(str(error)) from None
+            images, chosen = sample_best_of(self.denoiser, self.choice.scorer, noise, steps, self.choice.noise_level,
+                                            on_step, progress)
             painted = Paintings(images, chosen, noise[chosen, np.arange(len(seeds))])
         for seed, *parts in zip(seeds, painted.images, painted.candidates, painted.noise):
-            self._painted[seed, steps] = tuple(parts)
+            self._painted[seed, steps] = tuple(np.copy(part) for part in parts)
         return painted
 
     def paint_noise(self, noise: np.ndarray, steps: int = 50, on_step=None, progress=None) -> np.ndarray:
@@ -303,14 +305,15 @@ class Request:
 
     def painting_key(self) -> str:
         """What sets a raccoon besides its seed, as a short digest: the weights' files and settings, and the
-        request's steps, guidance and candidates. An archived raccoon is reused only under the same key."""
+        request's steps, backend, guidance and candidates. An archived raccoon is reused only under the same key."""
         try:
             config = read_config(self.weights or default_weights_dir())
         except WeightsError as error:
             raise PaintError(str(error)) from None
         settings = {name: config.get(name) for name in ("files", "guide", "choice")}
-        settings.update(steps=self.steps, guidance=self.guidance or shipped_guidance(config),
-                        candidates=self.candidates or shipped_candidates(config))
+        settings.update(steps=self.steps, backend=self.backend,
+                        guidance=shipped_guidance(config) if self.guidance is None else self.guidance,
+                        candidates=shipped_candidates(config) if self.candidates is None else self.candidates)
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 

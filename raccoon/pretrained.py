@@ -109,7 +109,7 @@ def check_choice(choice: dict) -> None:
         raise TypeError("rule")
     if not (isinstance(choice["candidates"], int) and 1 <= choice["candidates"] <= MAX_CANDIDATES):
         raise TypeError("candidates")
-    if not (isinstance(choice["noise_level"], (int, float)) and choice["noise_level"] > 0):
+    if not (isinstance(choice["noise_level"], (int, float)) and choice["noise_level"] > 0):  # NaN is not > 0
         raise TypeError("noise_level")
 
 

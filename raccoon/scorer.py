@@ -1,7 +1,7 @@
 """How much a painting looks like a raccoon photo: the score that picks each day's raccoon among its candidates.
 
-A painting's features (EfficientNet-Lite0 trained on ImageNet, its pooled last convolution at 224 px, as
-`raccoon eval` measures) are compared with those of every real training crop and its mirror image; the cosine
+A painting's features (EfficientNet-Lite0 trained on ImageNet, its pooled last convolution at 224 px: the
+penultimate layer, as `raccoon eval` measures) are compared with those of every real training crop and its mirror image; the cosine
 to the nearest is the score. On the tuning days it ordered blind reviewers' answers with AUC 0.97 (normal) and
 0.90 (strict): a painting near some raccoon photo is one a stranger names. A painting too near one is a copy of
 a training photo, which the choice never paints (`COPY_COSINE`, the near-copy threshold of `raccoon eval`).
@@ -21,7 +21,8 @@ from raccoon.pretrained import WeightsError, load_weights
 SCORER_GRAPH = "scorer.onnx"
 SCORER_FILE = "scorer.safetensors"
 CROPS_FILE = "real-crops.safetensors"
-CROPS_TENSOR = "features"  # (crops and their mirror images, 1280)
+CROPS_TENSOR = "features"  # (crops and their mirror images, FEATURES)
+FEATURES = 1280
 # Calibrated on the 211 training crops (`raccoon eval --sanity`): no two distinct crops pass 0.92, a brightened
 # copy stays above 0.99.
 COPY_COSINE = 0.95
@@ -39,12 +40,13 @@ class Scorer:
         self.crops = None if crops is None else unit_rows(crops.astype(np.float64))
 
     @classmethod
-    def load(cls, directory: Path, threads: int | None = None) -> "Scorer":
+    def load(cls, directory: Path) -> "Scorer":
         _, parameters = load_weights(directory, need=(SCORER_GRAPH,), parameters=SCORER_FILE)
         _, crops = load_weights(directory, parameters=CROPS_FILE)
-        if CROPS_TENSOR not in crops:
-            raise WeightsError(f"{Path(directory) / CROPS_FILE} holds no {CROPS_TENSOR!r} tensor")
-        return cls(onnx_session(Path(directory) / SCORER_GRAPH, parameters, threads), crops[CROPS_TENSOR])
+        features = crops.get(CROPS_TENSOR)
+        if features is None or features.ndim != 2 or features.shape[1] != FEATURES:
+            raise WeightsError(f"{Path(directory) / CROPS_FILE} holds no ({FEATURES}-column) {CROPS_TENSOR!r} tensor")
+        return cls(onnx_session(Path(directory) / SCORER_GRAPH, parameters), features)
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """(N, 1280) float64 features of (N, 64, 64, 3) uint8 paintings, one at a time so that none depends on the

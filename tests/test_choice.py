@@ -4,6 +4,7 @@ the promise that a chosen raccoon is exactly its candidate painted alone."""
 import datetime
 import hashlib
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,8 +14,8 @@ from conftest import copy_weights
 from raccoon.backends import PAINT_THREADS
 from raccoon.day import DayRecord, candidate_seed
 from raccoon.diffusion import ddim_timesteps
-from raccoon.painting import (CommitSource, MorphRequest, Painter, PaintError, choice_step, paint_morph, slerp,
-                              starting_noise, to_uint8_batch)
+from raccoon.painting import (CommitSource, DayRequest, MorphRequest, Painter, PaintError, choice_step, paint_morph,
+                              slerp, starting_noise, to_uint8_batch)
 from raccoon.pretrained import CONFIG_FILE, WeightsError, read_config, record_file, write_parameters
 from raccoon.scorer import COPY_COSINE, CROPS_FILE, CROPS_TENSOR, SCORER_GRAPH, Scorer
 
@@ -81,6 +82,7 @@ def test_the_best_scored_candidate_is_painted_exactly_as_alone(chooser_weights):
     painted = painter.paint(SEEDS, STEPS)
     expected = scores_at_choice(painter, SEEDS, STEPS).argmax(axis=0)
     assert painted.candidates.tolist() == expected.tolist()
+    assert set(painted.candidates.tolist()) - {0}, "no day chose another candidate than its own: nothing was tested"
     own = Painter.load(chooser_weights, candidates=1)
     for j, (seed, k) in enumerate(zip(SEEDS, painted.candidates)):
         noise = starting_noise([candidate_seed(seed, int(k))])
@@ -133,6 +135,35 @@ def test_a_near_copy_is_never_painted(chooser_weights, tmp_path):
     painted = guarded.paint(SEEDS[:1], STEPS)
     assert painted.candidates[0] == expected != first.candidates[0]
     assert painted.images[0].tobytes() == finished[expected].tobytes()
+
+
+def test_the_guard_retries_only_the_day_that_needs_it(chooser_weights, tmp_path):
+    """Three days, one of whose pick is made a training crop: the other two keep their picks; the retried one is its
+    new candidate painted alone, and its steps are that candidate's."""
+    painter = Painter.load(chooser_weights)
+    first = painter.paint(SEEDS, STEPS)
+    guarded = Painter.load(with_crops(chooser_weights, tmp_path, first.images[1:2]))
+    seen = []
+    painted = guarded.paint(SEEDS, STEPS, on_step=lambda i, x0: seen.append(x0))
+    assert painted.candidates[1] != first.candidates[1]
+    assert painted.candidates[[0, 2]].tolist() == first.candidates[[0, 2]].tolist()
+    own, alone = Painter.load(chooser_weights, candidates=1), []
+    np.testing.assert_array_equal(own.paint_noise(painted.noise, STEPS, on_step=lambda i, x0: alone.append(x0)),
+                                  painted.images)
+    assert len(seen) == len(alone) == STEPS
+    for mine, theirs in zip(seen, alone):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_a_choice_at_the_last_step_paints_the_best_finished_candidate(chooser_weights):
+    """One step: the choice is made on the finished paintings themselves."""
+    painter = Painter.load(chooser_weights)
+    painted = painter.paint(SEEDS, 1)
+    own = Painter.load(chooser_weights, candidates=1)
+    finished = np.stack([own.paint([candidate_seed(seed, k) for seed in SEEDS], 1).images for k in range(3)])
+    best = painter.choice.scorer.closeness(finished.reshape(-1, 64, 64, 3)).reshape(3, -1).argmax(axis=0)
+    assert painted.candidates.tolist() == best.tolist()
+    np.testing.assert_array_equal(painted.images, finished[best, np.arange(len(SEEDS))])
 
 
 def test_when_every_candidate_is_a_copy_the_least_close_is_kept(chooser_weights, tmp_path):
@@ -196,6 +227,24 @@ def test_weights_of_a_newer_candidate_rule_ask_for_an_upgrade(chooser_weights, t
 def test_a_malformed_choice_is_one_line(chooser_weights, tmp_path, entries):
     with pytest.raises(WeightsError, match="is not a valid raccoon weights config"):
         read_config(rewrite_choice(chooser_weights, tmp_path, **entries))
+
+
+def test_the_archive_key_names_the_candidates_and_the_backend(chooser_weights):
+    request = DayRequest(weights=chooser_weights)
+    keys = {request.painting_key(), replace(request, candidates=1).painting_key(),
+            replace(request, backend="torch").painting_key(), replace(request, steps=7).painting_key()}
+    assert len(keys) == 4
+    assert replace(request, candidates=3, guidance=2.0).painting_key() == request.painting_key()  # the defaults
+
+
+def test_export_refuses_a_bad_choice_before_writing(raccoon, chooser_weights, tmp_path):
+    copy = copy_weights(chooser_weights, tmp_path / "weights")
+    config = (copy / CONFIG_FILE).read_bytes()
+    for argv, message in (((tmp_path / "photos-nowhere",), "--scorer: no folder"),
+                          ((copy, "--choose-at", "0"), "--choose-at: must be between")):
+        run = raccoon("export", "--weights", copy, "--scorer", *argv)
+        assert run.code == 2 and message in run.err and "Traceback" not in run.err, run.err
+        assert (copy / CONFIG_FILE).read_bytes() == config
 
 
 def test_a_tampered_scorer_is_refused(chooser_weights, tmp_path):
