@@ -304,13 +304,17 @@ class Request:
         return Painter.load(self.weights, self.backend, guidance=self.guidance, candidates=self.candidates)
 
     def painting_key(self) -> str:
-        """What sets a raccoon besides its seed, as a short digest: the weights' files and settings, and the
+        """What sets a raccoon besides its seed, as a short digest: the weights' parameters and settings, and the
         request's steps, backend, guidance and candidates. An archived raccoon is reused only under the same key."""
         try:
             config = read_config(self.weights or default_weights_dir())
         except WeightsError as error:
             raise PaintError(str(error)) from None
-        settings = {name: config.get(name) for name in ("files", "guide", "choice")}
+        # The parameters and what the config says of them; not the ONNX graphs, which are exported from the config's
+        # network and can be exported anew without changing a painting.
+        settings = {name: config.get(name) for name in ("model", "schedule", "guide", "choice")}
+        settings["parameters"] = {name: digest for name, digest in config["files"].items()
+                                  if not name.endswith(".onnx")}
         settings.update(steps=self.steps, backend=self.backend,
                         guidance=shipped_guidance(config) if self.guidance is None else self.guidance,
                         candidates=shipped_candidates(config) if self.candidates is None else self.candidates)

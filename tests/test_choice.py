@@ -237,6 +237,18 @@ def test_the_archive_key_names_the_candidates_and_the_backend(chooser_weights):
     assert replace(request, candidates=3, guidance=2.0).painting_key() == request.painting_key()  # the defaults
 
 
+def test_the_archive_key_follows_the_parameters_not_the_graphs(chooser_weights, tmp_path):
+    """A graph exported anew paints the same raccoons, so a kept day stays kept; new parameters paint others."""
+    key = DayRequest(weights=chooser_weights).painting_key()
+    for name, same in (("model.onnx", True), ("scorer.onnx", True), ("model.safetensors", False),
+                       ("real-crops.safetensors", False)):
+        copy = copy_weights(chooser_weights, tmp_path / name)
+        config = json.loads((copy / CONFIG_FILE).read_text())
+        config["files"][name] = "0" * 64
+        (copy / CONFIG_FILE).write_text(json.dumps(config))
+        assert (DayRequest(weights=copy).painting_key() == key) is same, name
+
+
 def test_export_refuses_a_bad_choice_before_writing(raccoon, chooser_weights, tmp_path):
     copy = copy_weights(chooser_weights, tmp_path / "weights")
     config = (copy / CONFIG_FILE).read_bytes()

@@ -54,10 +54,10 @@ def shipped_weights() -> Path:
 # weights version or sampler changes every day's raccoon, and must change these on purpose (README, versions).
 # Since 1.0.0 (weights v0.6, best of 4) the three days paint candidates 3, 0 and 2.
 PINNED_DAYS = {
-    ("2026-01-06", ()): "51df2eb377ddc4f787e4db41328fcdc2e10e245871628dab85e676fd810d004e",
-    ("2026-07-04", ()): "a2fc8615863c9951de48b1d55e6e04c974537ac9d358e9f405cfdb110ea65190",
+    ("2026-01-06", ()): "9c2ad369f61105cf64a99f28118ea3ca2fa1a43313801b066425e92e689e4168",
+    ("2026-07-04", ()): "84869237e9ee03b2ad3251107259a718d2431ec0f05f8229fc16d7817a0ee2c1",
     ("2026-11-30", ("0123456789abcdef0123456789abcdef01234567",)):
-        "10aa232b724c1fb62cfd536e6dacaeaab78c03cff66cfb42e1e2491fa2a15bf3",
+        "305cda41f1c6f0dc7bb68b84c0c2012c58d2e895732ea51f3355173ffbada6e8",
 }
 
 
