@@ -6,8 +6,8 @@ from pathlib import Path
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder and os.replace: readers see the
-    old file or the new one, never half of it."""
+    """Write `data` to `path` through a temporary file in the same folder, synced, and os.replace: readers, and a
+    machine that crashed, see the old file or the new one, never half of it."""
     path = Path(path)
     if path.exists():
         mode = path.stat().st_mode & 0o777
@@ -19,6 +19,8 @@ def write_atomically(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
+            file.flush()
+            os.fsync(file.fileno())  # on disk before it takes the old file's place: a crash leaves one of the two
         os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:

@@ -51,6 +51,18 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     assert os.listdir(tmp_path) == ["r.png"]
 
 
+def test_the_new_file_is_on_disk_before_it_replaces_the_old(tmp_path, monkeypatch):
+    """A crash between the two must leave yesterday's raccoon or today's whole, never an empty file."""
+    target, events = tmp_path / "r.png", []
+    target.write_bytes(b"yesterday's raccoon")
+    fsync, replace = files.os.fsync, files.os.replace
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))),
+                                                       fsync(fd)))
+    monkeypatch.setattr(files.os, "replace", lambda a, b: (events.append(("replace", str(a))), replace(a, b)))
+    save_png(IMAGE, target)
+    assert [kind for kind, _ in events] == ["fsync", "replace"] and events[0][1] == events[1][1]
+
+
 def test_new_files_get_the_usual_mode_and_old_files_keep_theirs(tmp_path):
     umask = os.umask(0o022)
     try:
