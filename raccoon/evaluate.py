@@ -35,6 +35,7 @@ from raccoon.files import write_atomically
 from raccoon.painting import Painter, PaintError
 from raccoon.pretrained import WeightsError, default_weights_dir, read_config
 from raccoon.render import picture_png
+from raccoon.scorer import COPY_COSINE, unit_rows
 from raccoon.train import TUNING_START, grid_seeds, image_grid
 
 FEATURE_NET = "efficientnet-lite0"
@@ -52,7 +53,7 @@ GRID_SEEDS = 64
 # JPEG copy can fall to 0.83), which is why the pixel test is the main one.
 COPY_BLOCK, COPY_SHIFT = 2, 2
 PIXEL_COPY_RMSE = 22.0
-FEATURE_COPY_COSINE = 0.95
+FEATURE_COPY_COSINE = COPY_COSINE  # the painter's guard on its choice uses the same threshold
 SANITY_BLUR_RADII = (0.5, 1.0, 2.0)
 PAIR_ROWS = 8
 # Whose days a measurement paints. Every choice (recipe, guidance, thresholds) is made on the tuning days; the
@@ -158,10 +159,7 @@ def nearest_in_pixels(samples: np.ndarray, references: np.ndarray) -> tuple[np.n
 def nearest_in_features(samples: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each sample's closest reference by cosine similarity of features, and that similarity."""
 
-    def unit(x):
-        return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-    similarity = unit(samples) @ unit(references).T
+    similarity = unit_rows(samples) @ unit_rows(references).T
     index = similarity.argmax(axis=1)
     return index, similarity[np.arange(len(samples)), index]
 
