@@ -15,6 +15,7 @@ from raccoon.pretrained import (GRAPH_FILE, GUIDE_FILE, WEIGHTS_FILE, WeightsErr
                                 shipped_guidance)
 
 PAINT_THREADS = 2  # ONNX Runtime's threads on any machine: GitHub's smallest runners have 2 CPUs
+SHARE_LANES_FROM = 8  # images in a batch from which the network's unguided work is shared between lanes (Autoguided)
 
 
 def onnx_session(graph: Path, parameters: dict[str, np.ndarray], threads: int | None = None, exact: bool = True):
@@ -97,18 +98,20 @@ class Autoguided:
     alone and the guide is not run.
 
     The work runs on lanes, each a thread with half the runtime threads (both runtimes release the GIL): the
-    network on the calling thread and the guide beside it on a worker. Where the guide is idle, a batch's
-    images are shared between the lanes, so a month of days keeps both cores busy. Every image goes through a
-    network alone: its output never depends on the others in its batch. A single painting keeps each network on
-    its own thread, so each thread's memory holds one network's work (a network moving between threads raised
-    the peak RSS by 15 MB).
+    network on the calling thread and the guide beside it on a worker. Where the guide is idle, a batch of at
+    least `share_from` images is shared between the lanes, so a month of days keeps both cores busy. Every image
+    goes through a network alone: its output never depends on the others in its batch. A smaller batch (one day's
+    candidates) keeps each network on its own thread, so each thread's memory holds one network's work: sharing
+    a day's four candidates saved 0.4 s of 3.5 and raised the peak RSS by 15 to 20 MB (to 241-262 MB, past the
+    250 MB that #14 allows).
     A guided painting takes 2.0 s of sampling where one network after the other took 3.1 s, to the same bits.
     """
 
-    def __init__(self, denoiser, guide, guidance: float, noise_levels: tuple[float, float], lanes: int = PAINT_THREADS):
+    def __init__(self, denoiser, guide, guidance: float, noise_levels: tuple[float, float], lanes: int = PAINT_THREADS,
+                 share_from: int = SHARE_LANES_FROM):
         self.denoiser, self.guide, self.guidance, self.schedule = denoiser, guide, guidance, denoiser.schedule
         self.noise_levels = tuple(noise_levels)
-        self.lanes = lanes
+        self.lanes, self.share_from = lanes, share_from
         self._beside = [ThreadPoolExecutor(max_workers=1) for _ in range(lanes - 1)]
 
     def __call__(self, x: np.ndarray, t: int) -> np.ndarray:
@@ -117,8 +120,10 @@ class Autoguided:
         steered = low < self.schedule.noise_level(t) <= high
         if steered:
             work = [(self.denoiser, images), (self.guide, images)]
-        else:
+        elif len(x) >= self.share_from:
             work = [(self.denoiser, images[lane :: self.lanes]) for lane in range(self.lanes)]
+        else:
+            work = [(self.denoiser, images)]
 
         def run(network, some):
             return [network(x[i : i + 1], t) for i in some]

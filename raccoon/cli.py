@@ -45,7 +45,7 @@ def add_request_arguments(command: argparse.ArgumentParser, sources: tuple[str, 
                          help=f"denoising steps, {options.MIN_STEPS}..{options.MAX_STEPS} (default: %(default)s)")
     command.add_argument("--backend", choices=tuple(BACKENDS), default="onnx", help="model runtime (default: onnx)")
     command.add_argument("--guidance", type=options.guidance, metavar="W",
-                         help="autoguidance by the weights' guide network, 1 for none (1.5x faster, plainer "
+                         help="autoguidance by the weights' guide network, 1 for none (1.4x faster, plainer "
                               "raccoons) to 10 (default: the weights' own)")
     command.add_argument("--candidates", type=options.whole_number_between(1, MAX_CANDIDATES), metavar="K",
                          help="paint the best of K candidate raccoons, 1 for the day's own noise alone (faster, "

@@ -259,3 +259,35 @@ def test_shipped_weights_are_intact_and_paint():
     a = paint(seed, steps=10, weights=folder)
     b = paint(seed, steps=10, backend="torch", weights=folder)
     assert np.abs(a.astype(int) - b).max() <= 1
+
+
+def test_lanes_share_only_a_large_batchs_unguided_work():
+    """Guided steps: the network on the calling thread, the guide on the worker. Unguided steps: a day's few
+    candidates stay on the calling thread (memory); a batch of share_from images or more uses both lanes (speed)."""
+    import threading
+
+    from raccoon.backends import Autoguided
+
+    seen = []
+
+    class Network:
+        schedule, guidance = Schedule("cosine", "v"), 1.0
+
+        def __init__(self, name):
+            self.name = name
+
+        def __call__(self, x, t):
+            seen.append((self.name, threading.get_ident()))
+            return np.zeros_like(x)
+
+    guided = Autoguided(Network("network"), Network("guide"), 2.0, (0.28, 5.42), lanes=2, share_from=8)
+    here = threading.get_ident()
+    steered, alone = 700, 999  # noise levels 2.0 (guided) and 20291 (the network alone)
+    x = np.zeros((4, 3, 64, 64), np.float32)
+    guided(x, steered)
+    assert {name: thread == here for name, thread in seen} == {"network": True, "guide": False} and len(seen) == 8
+    for count, threads in ((4, 1), (8, 2)):
+        seen.clear()
+        guided(np.zeros((count, 3, 64, 64), np.float32), alone)
+        assert len(seen) == count and {name for name, _ in seen} == {"network"}
+        assert len({thread for _, thread in seen}) == threads
