@@ -56,10 +56,11 @@ PIXEL_COPY_RMSE = 22.0
 FEATURE_COPY_COSINE = COPY_COSINE  # the painter's guard on its choice uses the same threshold
 SANITY_BLUR_RADII = (0.5, 1.0, 2.0)
 PAIR_ROWS = 8
-# Whose days a measurement paints. Every choice (recipe, guidance, thresholds) is made on the tuning days; the
-# held-out days, fixed here before any candidate was painted on them, are painted once, for a final candidate's
-# headline numbers (the model card says which numbers come from which).
-SPLITS = {"tuning": TUNING_START, "held-out": datetime.date(2029, 1, 1)}
+# Whose days a measurement paints. Every choice (recipe, guidance, thresholds) is made on the tuning days; a
+# held-out set, fixed here before any candidate was painted on it, is painted once, for a final candidate's
+# headline numbers (the model card says which numbers come from which). "held-out" (fixed in session 6) was spent
+# on weights v0.6; "held-out-2" was fixed in session 7, before anything was painted on it, for the next candidate.
+SPLITS = {"tuning": TUNING_START, "held-out": datetime.date(2029, 1, 1), "held-out-2": datetime.date(2031, 1, 1)}
 HELD_OUT_DAYS = 128
 SHEET_TILES = 16  # tiles a reviewer judges at once
 
@@ -300,7 +301,8 @@ def parse_args(argv):
                    help="images to draw: the date-only raccoons of the split's first days (default: %(default)s)")
     p.add_argument("--split", choices=tuple(SPLITS), default="tuning",
                    help="tuning: the days every choice is made on (from 2026-01-01, the model card's grid); "
-                        f"held-out: {HELD_OUT_DAYS} days from 2029-01-01, for a final candidate only "
+                        f"held-out: {HELD_OUT_DAYS} days from 2029-01-01, spent on weights v0.6; held-out-2: "
+                        f"{HELD_OUT_DAYS} days from 2031-01-01, for the next final candidate only "
                         "(default: %(default)s)")
     p.add_argument("--labels", type=Path, metavar="JSON",
                    help="blind answers per day ({\"YYYY-MM-DD\": {\"normal\": true, \"strict\": false}, ...}): "
@@ -324,7 +326,7 @@ def parse_args(argv):
             p.error(f"--{name} must be at least 1")
     if not args.sanity and args.samples < 4:
         p.error("--samples must be at least 4 (KID compares subsets of half of them)")
-    if args.split == "held-out" and args.samples > HELD_OUT_DAYS:
+    if args.split != "tuning" and args.samples > HELD_OUT_DAYS:
         p.error(f"--samples: the held-out set is {HELD_OUT_DAYS} days")
     return args
 

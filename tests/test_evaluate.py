@@ -175,13 +175,14 @@ def test_auc_counts_the_pairs_a_score_puts_in_order():
     assert evaluate.auc(np.array([0.5, 0.5]), np.array([True, False])) == 0.5
 
 
-def test_the_proxy_is_scored_against_blind_labels_on_a_split(tiny_weights, photos, tmp_path, raccoon):
-    days = [f"2029-01-{d:02d}" for d in range(1, 7)]
+@pytest.mark.parametrize("split, year", [("held-out", 2029), ("held-out-2", 2031)])
+def test_the_proxy_is_scored_against_blind_labels_on_a_split(tiny_weights, photos, tmp_path, raccoon, split, year):
+    days = [f"{year}-01-{d:02d}" for d in range(1, 7)]
     labels = {day: {"normal": i % 2 == 0, "strict": i < 2} for i, day in enumerate(days[:5])}
     (tmp_path / "labels.json").write_text(json.dumps(labels))
     out = tmp_path / "eval"
     run = raccoon("eval", "--data", photos, "--weights", tiny_weights, "--samples", 6, "--steps", 2, "--split",
-                  "held-out", "--labels", tmp_path / "labels.json", "--threads", 1, "--out", out)
+                  split, "--labels", tmp_path / "labels.json", "--threads", 1, "--out", out)
     assert run.code == 0, run.err
     report = json.loads((out / "metrics.json").read_text())["recognizability"]
     assert [p["date"] for p in report["per_sample"]] == days
@@ -208,7 +209,7 @@ def test_sanity_separates_real_from_noise_and_flags_copies(photos, tmp_path, rac
 
 
 @pytest.mark.parametrize("problem", ["no photos", "no weights", "too few samples", "too few photos", "guidance below 1",
-                                     "past the held-out set", "labels not JSON"])
+                                     "past the held-out set", "past the second held-out set", "labels not JSON"])
 def test_bad_input_is_one_line_and_exit_2(tiny_weights, photos, tmp_path, raccoon, problem):
     args = {"no photos": ["--data", tmp_path / "empty", "--weights", tiny_weights],
             "no weights": ["--data", photos, "--weights", tmp_path / "nowhere"],
@@ -217,6 +218,8 @@ def test_bad_input_is_one_line_and_exit_2(tiny_weights, photos, tmp_path, raccoo
             "guidance below 1": ["--data", photos, "--weights", tiny_weights, "--guidance", 0.5],
             "past the held-out set": ["--data", photos, "--weights", tiny_weights, "--split", "held-out",
                                       "--samples", 129],
+            "past the second held-out set": ["--data", photos, "--weights", tiny_weights, "--split", "held-out-2",
+                                             "--samples", 129],
             "labels not JSON": ["--data", photos, "--weights", tiny_weights, "--labels", photos / "p0.png"]}[problem]
     (tmp_path / "empty").mkdir()
     (tmp_path / "two").mkdir()
