@@ -5,6 +5,7 @@ stem (`annotations/raccoon-1.xml` for `photos/raccoon-1.jpg`), as in ../shared/d
 """
 
 import hashlib
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -67,10 +68,30 @@ def difference_hash(image: Image.Image) -> int:
     return int("".join("1" if b else "0" for b in bits), 2)
 
 
-def load_crops(root: Path, size: int = 64, context: float = 1.0, progress=None) -> np.ndarray:
+def read_curation(path: Path) -> tuple[frozenset[tuple[str, int]], list[str]]:
+    """The crops a curation file leaves out, as (photo, box) pairs, and the flags it leaves them out for.
+
+    The file (docs/data-audit.json) holds reviewers' flags for each crop and, under "drop", the flags that make
+    a crop unfit to train on; a crop is named by its photo's path under the data folder and its box's index.
+    """
+    try:
+        curation = json.loads(Path(path).read_text())
+        drop = curation["drop"]
+        left_out = frozenset((c["photo"], c["box"]) for c in curation["crops"] if set(c["flags"]) & set(drop))
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror}") from None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise ValueError(f"{path} is not a curation file (a \"drop\" list of flags and \"crops\" with "
+                         "photo, box and flags)") from None
+    return left_out, list(drop)
+
+
+def load_crops(root: Path, size: int = 64, context: float = 1.0, progress=None,
+               leave_out: frozenset[tuple[str, int]] = frozenset()) -> np.ndarray:
     """Every raccoon crop of the folder as uint8 (N, size, size, 3), duplicates dropped.
 
     context > 1 widens each square by that factor around the same centre (room for training's zoom and shift).
+    leave_out names crops not to read, as (photo path under root, box index) pairs (see read_curation).
     """
     root = Path(root)
     if not root.is_dir():
@@ -98,7 +119,11 @@ def load_crops(root: Path, size: int = 64, context: float = 1.0, progress=None) 
         w, h = image.size
         margin = (1 + BOX_MARGIN) * context - 1
         squares = [square_around(b, w, h, margin) for b in boxes] or [square_around((0, 0, w, h), w, h, margin=0)]
-        for square in squares:
-            crop = image.crop(square).resize((size, size), Image.Resampling.LANCZOS)
-            crops.append(np.asarray(crop, dtype=np.uint8))
+        name = photo.relative_to(root).as_posix()
+        for box, square in enumerate(squares):
+            if (name, box) not in leave_out:
+                crop = image.crop(square).resize((size, size), Image.Resampling.LANCZOS)
+                crops.append(np.asarray(crop, dtype=np.uint8))
+    if not crops:
+        raise FileNotFoundError(f"every crop under {root} is left out")
     return np.stack(crops)

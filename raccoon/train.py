@@ -21,6 +21,7 @@ EMA, takes the same step; rank 0 alone writes files, logs and samples.
 import argparse
 import copy
 import datetime
+import hashlib
 import io
 import json
 import math
@@ -41,7 +42,7 @@ from tqdm import tqdm
 
 from raccoon import options
 from raccoon.backends import TorchDenoiser
-from raccoon.data import load_crops
+from raccoon.data import load_crops, read_curation
 from raccoon.day import DayRecord
 from raccoon.diffusion import Schedule
 from raccoon.files import write_atomically
@@ -227,6 +228,8 @@ def plot_trajectory(samples: Path, rows: int = 8) -> Image.Image:
 def parse_args(argv):
     p = options.Parser(prog="raccoon train", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, required=True, help="folder of photos with optional Pascal VOC boxes")
+    p.add_argument("--curation", type=Path, help="train without the crops this file's flags rule out "
+                   "(docs/data-audit.json; default: every crop)")
     p.add_argument("--run", "--run-dir", type=Path, default=Path("runs/main"),
                    help="checkpoints, samples and logs (git-ignored); --run-dir under torchrun, whose own parser "
                    "takes --run for an abbreviation of its options")
@@ -340,16 +343,35 @@ def adopt_recipe(record: dict, args, world_size: int) -> float:
                record["cooldown"][1] if "cooldown" in record else math.inf)
 
 
-def load_images(data: Path, size: int, jitter: float, progress: bool) -> torch.Tensor:
+def load_images(data: Path, size: int, jitter: float, progress: bool,
+                leave_out: frozenset[tuple[str, int]] = frozenset()) -> torch.Tensor:
     """The folder's crops as (N, 3, S, S) in [-1, 1]: S = size, or with jitter the wider, sharper sources that
     jittered_crop cuts crops from."""
     source_size, context = (round(2 * size * JITTER_CONTEXT), JITTER_CONTEXT) if jitter > 0 else (size, 1.0)
     try:
-        crops = load_crops(data, source_size, context,
+        crops = load_crops(data, source_size, context, leave_out=leave_out,
                            progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo", disable=not progress))
     except OSError as error:  # no folder, no photos, or one that is not an image
         raise TrainError(f"--data: {error}") from None
     return torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def curate(args, record: dict) -> frozenset[tuple[str, int]]:
+    """The crops --curation leaves out; the record names the file, its flags, and the step its curated training
+    began (kept while a run resumes with the same file)."""
+    if not args.curation:
+        record.pop("curation", None)
+        return frozenset()
+    try:
+        left_out, drop = read_curation(args.curation)
+    except ValueError as error:
+        raise TrainError(f"--curation: {error}") from None
+    digest = hashlib.sha256(args.curation.read_bytes()).hexdigest()
+    earlier = record.get("curation", {})
+    since = earlier["since_step"] if earlier.get("sha256") == digest else record["steps"]
+    record["curation"] = {"file": args.curation.name, "sha256": digest, "drop": drop, "left_out": len(left_out),
+                          "since_step": since}
+    return left_out
 
 
 def save(run: Path, state: State, optimizer, log: list[dict]) -> None:
@@ -445,8 +467,10 @@ def train(args, ranks: Ranks) -> None:
         raise TrainError(f"--run: {error}") from None
     state = start(args, ranks)
     stop_at = adopt_recipe(state.record, args, ranks.world_size)
-    images = load_images(args.data, state.model_cfg.image_size, state.record["jitter"], progress=ranks.main)
-    ranks.print(f"{len(images)} crops from {args.data}")
+    leave_out = curate(args, state.record)
+    images = load_images(args.data, state.model_cfg.image_size, state.record["jitter"], ranks.main, leave_out)
+    ranks.print(f"{len(images)} crops from {args.data}" + (f", {len(leave_out)} left out by {args.curation}"
+                                                            if leave_out else ""))
     state.record.update(data=str(args.data), crops=len(images),
                         parameters=sum(p.numel() for p in state.net.parameters()))
     fit(state, images, args, ranks, stop_at)

@@ -1,14 +1,17 @@
 """Reading a raw photo folder, and a short training run that checkpoints, resumes and restarts from weights."""
 
+import hashlib
 import io
 import json
 
 import numpy as np
 import pytest
 import torch
+from pathlib import Path
+
 from PIL import Image
 
-from raccoon.data import difference_hash, load_crops, square_around, trim_letterbox
+from raccoon.data import difference_hash, load_crops, read_curation, square_around, trim_letterbox
 
 VOC = """<annotation><size><width>{w}</width><height>{h}</height><depth>3</depth></size>
 <object><name>raccoon</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>
@@ -40,6 +43,14 @@ def photo_folder(tmp_path):
     pattern(4).save(buffer, "JPEG", quality=70)
     (photos / "p4-reencoded.jpg").write_bytes(buffer.getvalue())
     return tmp_path
+
+
+def write_curation(path, drop=("text",)):
+    """A curation file flagging the boxed photo's crop for text and another photo's for a person."""
+    crops = [{"photo": "photos/p3.png", "box": 0, "flags": ["text"]}, {"photo": "photos/p1.png", "box": 0,
+                                                                         "flags": ["person"]}]
+    path.write_text(json.dumps({"drop": list(drop), "crops": crops}))
+    return path
 
 
 def test_crops_drop_duplicates_and_are_rgb(photo_folder):
@@ -100,6 +111,23 @@ def test_difference_hash_sees_near_copies_not_other_photos():
     assert bin(a ^ near).count("1") <= 6 < bin(a ^ b).count("1")
 
 
+def test_a_curation_file_leaves_out_the_crops_its_flags_rule_out(photo_folder, tmp_path):
+    left_out, drop = read_curation(write_curation(tmp_path / "curation.json"))
+    assert left_out == {("photos/p3.png", 0)} and drop == ["text"]
+    every, curated = load_crops(photo_folder, size=32), load_crops(photo_folder, size=32, leave_out=left_out)
+    kept = [any(np.array_equal(c, e) for c in curated) for e in every]
+    assert len(curated) == 4 and kept.count(False) == 1
+    alone = tmp_path / "alone"  # the crop that went is the boxed photo's
+    (alone / "photos").mkdir(parents=True)
+    (alone / "photos" / "p3.png").write_bytes((photo_folder / "photos" / "p3.png").read_bytes())
+    (alone / "p3.xml").write_text((photo_folder / "annotations" / "p3.xml").read_text())
+    assert np.array_equal(every[kept.index(False)], load_crops(alone, size=32)[0])
+
+    everything = read_curation(write_curation(tmp_path / "all.json", drop=("text", "person")))[0]
+    with pytest.raises(FileNotFoundError, match="every crop under .* is left out"):
+        load_crops(alone, leave_out=everything)
+
+
 def test_empty_or_missing_folder_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no photos"):
         load_crops(tmp_path)
@@ -113,6 +141,10 @@ def test_empty_or_missing_folder_is_an_error(tmp_path):
     ("no data folder", ["--data", "{tmp}/missing"], "--data: no folder {tmp}/missing"),
     ("not an image", ["--data", "{tmp}/broken"],
      "--data: cannot read {tmp}/broken/photo.png: cannot identify image file"),
+    ("missing curation", ["--curation", "{tmp}/nowhere.json"],
+     "--curation: cannot read {tmp}/nowhere.json: No such file or directory"),
+    ("not a curation file", ["--curation", "{tmp}/broken/photo.png"],
+     "--curation: {tmp}/broken/photo.png is not a curation file"),
     ("zero batch", ["--batch", "0"], "argument --batch: must be at least 1, got 0"),
     ("zero warm-up", ["--warmup", "0"], "argument --warmup: must be at least 1, got 0"),
     ("too much jitter", ["--jitter", "0.5"], "argument --jitter: must be between 0 and 0.25, got 0.5"),
@@ -142,14 +174,15 @@ def test_a_batch_must_split_evenly_over_the_processes():
         train.adopt_recipe({"steps": 0}, args, world_size=4)
 
 
-def test_training_checkpoints_resumes_and_restarts_from_weights(photo_folder, tmp_path):
+def test_training_checkpoints_resumes_and_restarts_from_weights(photo_folder, tmp_path_factory):
     from raccoon import train
     from raccoon.pretrained import load_weights
 
     def tiny_run(folder, *flags):
         return ["--data", str(photo_folder), "--batch", "4", "--sample-steps", "2", "--run", str(folder), *flags]
 
-    run = tmp_path / "run"
+    runs = tmp_path_factory.mktemp("runs")  # not under the photos: a run's sample grids are PNGs too
+    run = runs / "run"
     assert train.main(tiny_run(run, "--init", "none", "--max-steps", "2", "--lr", "1e-4")) == 0
     config, first = load_weights(run / "weights")
     assert config["training"]["steps"] == 2 and config["training"]["crops"] == 5
@@ -164,18 +197,24 @@ def test_training_checkpoints_resumes_and_restarts_from_weights(photo_folder, tm
         assert trajectory.height == 2 * grid.width // 8  # one row of 8 samples for each progress grid
     assert any(not np.array_equal(first[k], second[k]) for k in first)
 
-    fresh = tmp_path / "fresh"  # the run folder is gone: start again from the saved weights
-    assert train.main(tiny_run(fresh, "--init", str(run / "weights"), "--max-steps", "4", "--jitter", "0.05")) == 0
+    fresh = runs / "fresh"  # the run folder is gone: start again from the saved weights, on curated crops
+    curation = str(write_curation(runs / "curation.json"))
+    assert train.main(tiny_run(fresh, "--init", str(run / "weights"), "--max-steps", "4", "--jitter", "0.05",
+                               "--curation", curation)) == 0
     config = json.loads((fresh / "weights" / "config.json").read_text())
     assert config["training"]["steps"] == 4 and config["training"]["cpu_hours"] > 0
     assert config["training"]["jitter"] == 0.05 and config["training"]["lr"] == 1e-4
+    assert config["training"]["crops"] == 4
+    assert config["training"]["curation"] == {"file": "curation.json", "drop": ["text"], "left_out": 1,
+                                              "since_step": 3, "sha256": hashlib.sha256(Path(curation).read_bytes()).hexdigest()}
 
-    assert train.main(tiny_run(fresh, "--cooldown", "2", "--minutes", "5")) == 0  # resumes at 4, stops at zero rate
-    cooled = json.loads((fresh / "weights" / "config.json").read_text())["training"]
-    assert cooled["steps"] == 6 and cooled["cooldown"] == [4, 6]
-    again = tmp_path / "again"
+    assert train.main(tiny_run(fresh, "--cooldown", "2", "--minutes", "5", "--curation", curation)) == 0
+    cooled = json.loads((fresh / "weights" / "config.json").read_text())["training"]  # resumed at 4, stopped at 6
+    assert cooled["steps"] == 6 and cooled["cooldown"] == [4, 6] and cooled["curation"]["since_step"] == 3
+    again = runs / "again"
     assert train.main(tiny_run(again, "--init", str(fresh / "weights"), "--max-steps", "7")) == 0
-    assert "cooldown" not in json.loads((again / "weights" / "config.json").read_text())["training"]
+    record = json.loads((again / "weights" / "config.json").read_text())["training"]
+    assert "cooldown" not in record and "curation" not in record and record["crops"] == 5
 
 
 def test_learning_rate_warms_up_then_cools_down_linearly_to_zero():
