@@ -185,8 +185,10 @@ def run(log: Log) -> int:
                                     **dict(zip(("the light calendar", "the dark calendar"),
                                                mosaic.theme_variants(month.out)))}, day.readme)
         painter = day.painter()
-        month_report = None if month is None else painting.paint_month(month, painter)
-        report = painting.paint_day(day, painter)
+        # With a calendar, the month's one commit search serves the day too: the tile is the day's PNG.
+        found = None if month is None else month.commits.read(*painting.month_span(month)[:2], month.the_zone())
+        month_report = None if month is None else painting.paint_month(month, painter, found=found)
+        report = painting.paint_day(day, painter, found=found)
     except BaseException as error:
         # A failed run leaves no empty folder of its own behind, and gives what it did write (a month painted
         # before the day failed) to the workspace's owner.
@@ -198,8 +200,8 @@ def run(log: Log) -> int:
         if isinstance(error, painting.PaintError):
             raise ActionError(str(error)) from None
         raise
-    for warning in (month_report.warnings if month_report else ()) + report.warnings:
-        log.annotate("warning", warning)
+    for warning in dict.fromkeys((month_report.warnings if month_report else ()) + report.warnings):
+        log.annotate("warning", warning)  # once, where the day and its month share a commit search
     hand_to_workspace_owner([*created, day.out, *([day.readme] if report.readme_changed else []), *month_files(month)],
                             workspace)
 

@@ -457,14 +457,15 @@ class Stopwatch:
         self.seconds[name], self._last = round(now - self._last, 3), now
 
 
-def paint_day(request: DayRequest, painter: Painter | None = None) -> DayReport:
-    """Paint the raccoon of a day and write its files; `painter` defaults to one loaded for the request."""
+def paint_day(request: DayRequest, painter: Painter | None = None, found: Commits | None = None) -> DayReport:
+    """Paint the raccoon of a day and write its files; `painter` defaults to one loaded for the request, `found`
+    (commits already read for a range holding the day, such as its month's) to a read of the day's commits."""
     check_size(request.size)
     check_outputs({"the PNG": request.out, "the GIF": request.gif}, request.readme)
     zone = request.the_zone()
     date = request.date or datetime.datetime.now(zone).date()
     watch = Stopwatch()
-    found = request.commits.read(date, date, zone)
+    found = found or request.commits.read(date, date, zone)
     seed, shas = found.seed(date), found.found.days[date]
     watch.lap("commits")
     painter = painter or request.painter()
@@ -554,25 +555,38 @@ def archive_raccoon(archive: Path, day: datetime.date, seed: bytes, key: str, im
     render.save_png(image, path, size=64, metadata=png_metadata(day, seed, key))
 
 
-def paint_month(request: MonthRequest, painter: Painter | None = None, progress=None) -> MonthReport:
-    """Paint every day of a month up to today from one read of its commits, as one batch (the archive's days
-    read back instead), and write the calendar. `progress()` is called once a denoising step."""
+def month_span(request: MonthRequest) -> tuple[datetime.date, datetime.date, datetime.date]:
+    """The month's first day, its last day to paint (today, if the month is not over) and today, in its zone."""
     zone = request.the_zone()
     today = request.today or datetime.datetime.now(zone).date()
     first = (request.month or today).replace(day=1)
     if first > today:
         raise PaintError(f"{first:%Y-%m} has not begun in {zone.key}: nothing to paint yet")
-    last = min(mosaic.last_day(first), today)
+    return first, min(mosaic.last_day(first), today), today
+
+
+def paint_month(request: MonthRequest, painter: Painter | None = None, progress=None,
+                found: Commits | None = None) -> MonthReport:
+    """Paint every day of a month up to today from one read of its commits (`found`, if already read), as one
+    batch (the archive's days read back instead), and write the calendar. `progress()` is called once a
+    denoising step."""
+    zone = request.the_zone()
+    first, last, today = month_span(request)
     if request.theme not in mosaic.THEMES:
         raise PaintError(f"theme must be one of {', '.join(mosaic.THEMES)}, got {request.theme!r}")
     if request.week_start not in mosaic.WEEK_STARTS:
         raise PaintError(f"week start must be one of {', '.join(mosaic.WEEK_STARTS)}, got {request.week_start!r}")
     variants = mosaic.theme_variants(request.out) if request.variants else ()
     check_outputs({"the calendar": request.out, **{f"the {variant.stem} calendar": variant for variant in variants}})
-    if request.archive is not None and not request.archive.is_dir():
-        raise PaintError(f"archive {request.archive} is not a directory")
+    if request.archive is not None:
+        if not request.archive.is_dir():
+            raise PaintError(f"archive {request.archive} is not a directory")
+        folder = archive_path(request.archive, first).parent  # the month's days are kept here
+        if not folder.resolve().is_relative_to(request.archive.resolve()):
+            raise PaintError(f"archive: {folder} is a link leading out of {request.archive}; the archive does not "
+                             "write through links")
     watch = Stopwatch()
-    found = request.commits.read(first, last, zone)
+    found = found or request.commits.read(first, last, zone)
     days = commits.days_between(first, last)
     seeds = {day: found.seed(day) for day in days}
     watch.lap("commits")

@@ -247,8 +247,10 @@ def test_paints_the_month_with_an_archive_and_a_picture_in_the_readme(image, git
     workspace = make_workspace(tmp_path / "workspace")
     inputs = dict(date=DAY.isoformat(), timezone=ZONE, steps="2", size="64", readme="README.md",
                   calendar="images/calendar.png", archive="archive", theme="dark")
+    searches = len(github.requests)
     run = run_action(image, workspace, github.url, **inputs)
     assert run.returncode == 0, run.stdout + run.stderr
+    assert len(github.requests) == searches + 1  # the month's one search serves the day too
     assert run.outputs["calendar_path"] == "images/calendar.png"
     assert sorted(p.name for p in (workspace / "images").iterdir()) == [
         "calendar-dark.png", "calendar-light.png", "calendar.png"]

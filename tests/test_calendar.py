@@ -121,6 +121,15 @@ def test_archive_keeps_finished_days_and_is_reused(folder, raccoon):
     assert not any(day.archived for day in third.days)
 
 
+def test_the_archive_does_not_write_through_a_link_out_of_it(folder, tmp_path):
+    archive, elsewhere = folder / "archive", tmp_path / "elsewhere"
+    archive.mkdir(), elsewhere.mkdir()
+    (archive / "2024").symlink_to(elsewhere)
+    with pytest.raises(PaintError, match="archive: .*2024/02 is a link leading out of"):
+        paint_month(month_request(folder, archive=archive, today=MONTH.replace(day=5)))
+    assert not list(elsewhere.iterdir()) and not (folder / "calendar.png").exists()
+
+
 def test_a_month_from_git_matches_each_days_paint(raccoon, git_repo, tmp_path, tiny_model, monkeypatch):
     zone = ZoneInfo("Europe/Paris")
     shas = {day: git_repo.commit(datetime.datetime(2024, 2, day, 23, 30, tzinfo=zone)) for day in (6, 7, 7)}
