@@ -60,12 +60,15 @@ class DayRecord:
         return hashlib.sha256(self.encode()).digest()
 
 
-CANDIDATE_RULES = (1,)
+# How a day's candidates are drawn and ranked. 1: candidate_seed's noises, ranked by the scorer's closeness to the
+# training crops; 2: the same noises, ranked by the head learned from blind answers (scorer.fit_head).
+CANDIDATE_RULES = (1, 2)
+HEAD_RULE = 2
 MAX_CANDIDATES = 16
 
 
 def candidate_seed(seed: bytes, k: int) -> bytes:
-    """The seed of a day's k-th candidate painting under candidate rule 1 (k = 0 is the day's own)."""
+    """The seed of a day's k-th candidate painting under candidate rules 1 and 2 (k = 0 is the day's own)."""
     if not 0 <= k < MAX_CANDIDATES:
         raise ValueError(f"candidate must be between 0 and {MAX_CANDIDATES - 1}, got {k}")
     return seed if k == 0 else hashlib.sha256(seed + b"candidate" + bytes([k])).digest()

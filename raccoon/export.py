@@ -1,7 +1,7 @@
 """Export a weights folder's network to ONNX, its parameters left out of the graph.
 
     raccoon export [--weights weights/] [--guide DIR --guidance W --noise-levels LOW HIGH]
-                   [--scorer DATA --candidates K --choose-at SIGMA]
+                   [--scorer DATA --candidates K --choose-at SIGMA] [--head ANSWERS]
 
 The graph keeps each parameter's name, shape and type, marked as external data; at load time
 backends.OnnxDenoiser supplies the values from model.safetensors. So the folder ships one copy of
@@ -9,6 +9,7 @@ the weights (fp16) for both backends, and model.onnx stays a few hundred kilobyt
 the network of another weights folder (an earlier milestone of the same run) ships beside it as
 guide.safetensors, the autoguidance network; the same graph serves it. With --scorer, the
 recognizability scorer (scorer.py) ships too, and the painter paints the best of K candidates by it.
+With --head, the candidates are ranked by a head fitted to blind reviewers' answers (candidate rule 2).
 """
 
 import copy
@@ -17,6 +18,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 from onnx.external_data_helper import set_external_data
@@ -24,10 +26,11 @@ from tqdm import tqdm
 
 from raccoon import options
 from raccoon.backends import TorchDenoiser, onnx_session
-from raccoon.day import CANDIDATE_RULES, MAX_CANDIDATES
+from raccoon.day import HEAD_RULE, MAX_CANDIDATES
 from raccoon.pretrained import (GRAPH_FILE, GUIDED_NOISE_LEVELS, WeightsError, attach_guide, check_choice,
-                                default_weights_dir, read_parameters, record_file, write_parameters)
-from raccoon.scorer import CROPS_FILE, CROPS_TENSOR, SCORER_FILE, SCORER_GRAPH, Scorer
+                                default_weights_dir, read_config, read_parameters, record_file, write_parameters)
+from raccoon.scorer import (CROPS_FILE, CROPS_TENSOR, FEATURES, HEAD_FILE, RIDGE, SCORER_FILE, SCORER_GRAPH, Scorer,
+                            fit_head)
 
 # Best of K chooses once the noise level is down to this: after 14 of 50 steps, the cheapest choice near the best
 # on the tuning days (the model card's best-of-K table).
@@ -84,7 +87,7 @@ def export_scorer(weights: Path, data: Path, candidates: int, noise_level: float
     from raccoon.evaluate import feature_net, with_flips
 
     weights = Path(weights)
-    choice = {"rule": CANDIDATE_RULES[-1], "candidates": candidates, "noise_level": noise_level}
+    choice = {"rule": 1, "candidates": candidates, "noise_level": noise_level}
     check_choice(choice)
     try:
         crops = load_crops(data, progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo"))
@@ -102,6 +105,26 @@ def export_scorer(weights: Path, data: Path, candidates: int, noise_level: float
                         "data": str(data), "crops": len(crops)}
     record_file(weights, CROPS_FILE, choice=choice)
     return len(crops)
+
+
+def export_head(weights: Path, answers: Path) -> int:
+    """Rank the folder's candidates by a head fitted to blind answers (candidate rule 2): `answers` holds the
+    scorer's features of judged paintings ("features", N x 1280) and the strict reviewers' answers ("strict", 1 for
+    yes). The folder must ship the scorer already. Returns the number of answers."""
+    weights = Path(weights)
+    config = read_config(weights)
+    if "choice" not in config:
+        raise WeightsError(f"--head: the weights at {weights} ship no scorer; export one with --scorer DATA")
+    tensors = read_parameters(answers)
+    features, strict = tensors.get("features"), tensors.get("strict")
+    if (features is None or strict is None or features.ndim != 2 or features.shape[1] != FEATURES
+            or strict.shape != (len(features),) or not set(np.unique(strict)) == {0.0, 1.0}):
+        raise WeightsError(f"--head: {answers} needs 'features' (N x {FEATURES}) and 'strict' (N answers, both yes "
+                           "and no among them)")
+    write_parameters(weights / HEAD_FILE, fit_head(features, strict))
+    head = {"answers": Path(answers).name, "count": len(strict), "target": "strict", "ridge": RIDGE}
+    record_file(weights, HEAD_FILE, choice={**config["choice"], "rule": HEAD_RULE, "head": head})
+    return len(strict)
 
 
 def main(argv=None) -> int:
@@ -123,6 +146,9 @@ def main(argv=None) -> int:
                    metavar="SIGMA",
                    help="with --scorer, choose at the first step whose noise level is at most SIGMA "
                         "(default: %(default)s, after 14 of 50 steps)")
+    p.add_argument("--head", type=Path, metavar="ANSWERS",
+                   help="rank the candidates by a head fitted to the blind answers in ANSWERS (safetensors: the "
+                        "scorer's 'features' of judged paintings and the strict reviewers' 'strict' answers)")
     try:
         args = p.parse_args(argv)
         weights = args.weights or default_weights_dir()
@@ -137,6 +163,9 @@ def main(argv=None) -> int:
             crops = export_scorer(weights, args.scorer, args.candidates, args.choose_at)
             print(f"shipped the scorer and the features of {crops} real crops: best of {args.candidates}, chosen "
                   f"at noise level {args.choose_at:g}")
+        if args.head:
+            answers = export_head(weights, args.head)
+            print(f"shipped a head fitted to {answers} blind answers: the candidates are ranked by it")
     except (WeightsError, options.UsageError) as error:
         print(f"raccoon export: error: {error}", file=sys.stderr)
         return 2

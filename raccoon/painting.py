@@ -23,7 +23,7 @@ from PIL import Image
 
 from raccoon import commits, mosaic, render
 from raccoon.backends import BACKENDS, load_denoiser
-from raccoon.day import MAX_CANDIDATES, DayRecord, candidate_seed, gaussian_noise
+from raccoon.day import HEAD_RULE, MAX_CANDIDATES, DayRecord, candidate_seed, gaussian_noise
 from raccoon.diffusion import Schedule, ddim_sample, ddim_steps, ddim_timesteps
 from raccoon.files import write_atomically
 from raccoon.pretrained import WeightsError, default_weights_dir, read_config, shipped_candidates, shipped_guidance
@@ -87,7 +87,7 @@ def sample_best_of(denoiser, scorer: Scorer, noise: np.ndarray, steps: int, nois
             break
     x0 = x0.reshape(k, n, *x0.shape[1:])
     x = None if x is None else x.reshape(k, n, *x.shape[1:])
-    scores = scorer.closeness(to_uint8_batch(x0.reshape(k * n, *x0.shape[2:]))).reshape(k, n)
+    scores = scorer.rank(to_uint8_batch(x0.reshape(k * n, *x0.shape[2:]))).reshape(k, n)
     ranked = np.argsort(-scores, axis=0, kind="stable")
     images, chosen, closeness = [None] * n, np.zeros(n, int), np.full(n, np.inf)
     late = [[] for _ in range(n)]  # the kept paintings' predictions after the choice, kept for on_step
@@ -218,7 +218,8 @@ def load_choice(directory: Path, candidates: int | None = None) -> Choice | None
     if "choice" not in config:
         raise WeightsError(f"the weights at {directory} ship no scorer to choose among candidates, so candidates "
                            "must be 1")
-    return Choice(Scorer.load(directory), candidates, config["choice"]["noise_level"])
+    return Choice(Scorer.load(directory, head=config["choice"]["rule"] == HEAD_RULE), candidates,
+                  config["choice"]["noise_level"])
 
 
 def local_zone_name() -> str:

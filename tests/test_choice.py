@@ -17,7 +17,7 @@ from raccoon.diffusion import ddim_timesteps
 from raccoon.painting import (CommitSource, DayRequest, MorphRequest, Painter, PaintError, choice_step, paint_morph,
                               slerp, starting_noise, to_uint8_batch)
 from raccoon.pretrained import CONFIG_FILE, WeightsError, read_config, record_file, write_parameters
-from raccoon.scorer import COPY_COSINE, CROPS_FILE, CROPS_TENSOR, SCORER_GRAPH, Scorer
+from raccoon.scorer import COPY_COSINE, CROPS_FILE, CROPS_TENSOR, HEAD_FILE, SCORER_GRAPH, Scorer, fit_head
 
 STEPS = 6
 SEEDS = [DayRecord.of(datetime.date(2024, 3, day), []).seed() for day in (1, 2, 3)]
@@ -64,7 +64,7 @@ def test_choice_step_follows_the_noise_level(chooser_weights):
 
 
 def scores_at_choice(painter, seeds, steps):
-    """Every candidate painted alone, scored by the scorer at the choice step: (K, N)."""
+    """Every candidate painted alone, ranked by the scorer at the choice step: (K, N)."""
     alone = Painter(painter.denoiser)
     at = choice_step(painter.denoiser.schedule, steps, painter.choice.noise_level)
     scores = []
@@ -72,7 +72,7 @@ def scores_at_choice(painter, seeds, steps):
         kept = {}
         alone.paint_noise(starting_noise([candidate_seed(s, k) for s in seeds]), steps,
                           on_step=lambda i, x0: kept.setdefault(i, x0))
-        scores.append(painter.choice.scorer.closeness(to_uint8_batch(kept[at])))
+        scores.append(painter.choice.scorer.rank(to_uint8_batch(kept[at])))
     return np.array(scores)
 
 
@@ -219,8 +219,62 @@ def rewrite_choice(folder, tmp_path, **entries):
 
 
 def test_weights_of_a_newer_candidate_rule_ask_for_an_upgrade(chooser_weights, tmp_path):
-    with pytest.raises(WeightsError, match="candidate rule 2, which this raccoon-action predates: upgrade it"):
-        read_config(rewrite_choice(chooser_weights, tmp_path, rule=2))
+    with pytest.raises(WeightsError, match="candidate rule 3, which this raccoon-action predates: upgrade it"):
+        read_config(rewrite_choice(chooser_weights, tmp_path, rule=3))
+
+
+def test_the_head_orders_answers_it_was_fitted_to():
+    rng = np.random.default_rng(0)
+    direction = rng.normal(size=1280)
+    features = rng.normal(size=(60, 1280)) + 3 * rng.normal(size=(60, 1)) * direction  # yes along +direction
+    answers = (features @ direction > 0).astype(float)
+    head = fit_head(features, answers)
+    fresh = rng.normal(size=(20, 1280)) + 3 * rng.normal(size=(20, 1)) * direction
+    scores = (fresh / np.linalg.norm(fresh, axis=1, keepdims=True) - head["mean"]) @ head["weights"]
+    assert ((scores > np.median(scores)) == (fresh @ direction > np.median(fresh @ direction))).mean() >= 0.9
+
+
+def answers_file(path, features, strict):
+    write_parameters(path, {"features": features, "strict": np.asarray(strict, float)})
+    return path
+
+
+def test_a_learned_head_ranks_the_candidates(chooser_weights, tmp_path):
+    """Rule 2: the head's score picks the candidate (the guard keeps the cosine), still painted exactly as alone."""
+    from raccoon.export import export_head
+
+    copy = copy_weights(chooser_weights, tmp_path / "weights")
+    closest = Painter.load(copy).paint(SEEDS, STEPS).candidates
+    scorer = Scorer.load(copy)
+    judged = scorer.features(np.random.default_rng(1).integers(0, 256, (12, 64, 64, 3), dtype=np.uint8))
+    assert export_head(copy, answers_file(tmp_path / "answers.safetensors", judged, [0, 1] * 6)) == 12
+    assert read_config(copy)["choice"]["rule"] == 2 and (copy / HEAD_FILE).is_file()
+    painter = Painter.load(copy)
+    assert painter.choice.scorer.head is not None
+    painted = painter.paint(SEEDS, STEPS)
+    assert painted.candidates.tolist() == scores_at_choice(painter, SEEDS, STEPS).argmax(axis=0).tolist()
+    assert painted.candidates.tolist() != closest.tolist(), "the head chose as the cosine did: nothing was tested"
+    for j, (seed, k) in enumerate(zip(SEEDS, painted.candidates)):
+        alone = Painter(painter.denoiser).paint_noise(starting_noise([candidate_seed(seed, int(k))]), STEPS)
+        assert painted.images[j].tobytes() == alone[0].tobytes()
+    assert DayRequest(weights=copy).painting_key() != DayRequest(weights=chooser_weights).painting_key()
+
+
+def test_export_refuses_answers_it_cannot_fit(raccoon, chooser_weights, tiny_weights, tmp_path):
+    copy = copy_weights(chooser_weights, tmp_path / "weights")
+    config = (copy / CONFIG_FILE).read_bytes()
+    features = np.zeros((4, 1280))
+    for name, tensors, message in (
+            ("one-answer", {"features": features, "strict": np.ones(4)}, "both yes and no"),
+            ("no-answers", {"features": features}, "needs 'features' (N x 1280) and 'strict'"),
+            ("short", {"features": features[:, :10], "strict": np.array([0.0, 1, 0, 1])}, "needs 'features'")):
+        write_parameters(tmp_path / name, tensors)
+        run = raccoon("export", "--weights", copy, "--head", tmp_path / name)
+        assert run.code == 2 and message in run.err and "Traceback" not in run.err, run.err
+        assert (copy / CONFIG_FILE).read_bytes() == config and not (copy / HEAD_FILE).exists()
+    plain = copy_weights(tiny_weights, tmp_path / "plain")
+    run = raccoon("export", "--weights", plain, "--head", answers_file(tmp_path / "a", features, [0, 1, 0, 1]))
+    assert run.code == 2 and "ship no scorer; export one with --scorer DATA" in run.err, run.err
 
 
 @pytest.mark.parametrize("entries", [{"candidates": 0}, {"candidates": 17}, {"noise_level": -1}, {"rule": "1"}])
