@@ -52,12 +52,13 @@ def shipped_weights() -> Path:
 
 # The contract of a release: these days paint these PNGs (64x64) with the shipped weights and sampler. A new
 # weights version or sampler changes every day's raccoon, and must change these on purpose (README, versions).
-# Since 1.0.0 (weights v0.6, best of 4) the three days paint candidates 3, 0 and 2.
+# Since 2.0.0 (weights v0.7, best of 4 ranked by the learned head) the three days paint candidates 3, 0 and 2, the
+# pixels of 1.0.0's; the PNGs differ in their raccoon:painting chunk, which names the new choice.
 PINNED_DAYS = {
-    ("2026-01-06", ()): "9c2ad369f61105cf64a99f28118ea3ca2fa1a43313801b066425e92e689e4168",
-    ("2026-07-04", ()): "84869237e9ee03b2ad3251107259a718d2431ec0f05f8229fc16d7817a0ee2c1",
+    ("2026-01-06", ()): "819d153ae687b49db5b92b007ed88c7975d5692a62f70416f758db9055db7bf0",
+    ("2026-07-04", ()): "c51c9192939c4dffbd4e32ab64a141b653467293f020e217d3f9b4104cdc7de0",
     ("2026-11-30", ("0123456789abcdef0123456789abcdef01234567",)):
-        "305cda41f1c6f0dc7bb68b84c0c2012c58d2e895732ea51f3355173ffbada6e8",
+        "dfb22c220d8180593d6d98bd83a84b365f5d475518135065f05c6c1b7af8f53d",
 }
 
 

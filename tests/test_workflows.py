@@ -29,7 +29,7 @@ from raccoon.commits import day_bounds
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
-PUBLISHED = "uses: owner/raccoon-action@v1"
+PUBLISHED = "uses: owner/raccoon-action@v2"
 EXPRESSION = re.compile(r"\$\{\{\s*([\w.-]+)\s*\}\}")  # a plain context lookup, such as ${{ env.ZONE }}
 LATE_START = datetime.timedelta(hours=1)  # how late GitHub may start a scheduled run at busy times
 
