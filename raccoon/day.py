@@ -62,8 +62,8 @@ class DayRecord:
 
 # How a day's candidates are drawn and ranked. 1: candidate_seed's noises, ranked by the scorer's closeness to the
 # training crops; 2: the same noises, ranked by the head learned from blind answers (scorer.fit_head).
-CANDIDATE_RULES = (1, 2)
-HEAD_RULE = 2
+CLOSENESS_RULE, HEAD_RULE = 1, 2
+CANDIDATE_RULES = (CLOSENESS_RULE, HEAD_RULE)
 MAX_CANDIDATES = 16
 
 

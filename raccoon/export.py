@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from raccoon import options
 from raccoon.backends import TorchDenoiser, onnx_session
-from raccoon.day import HEAD_RULE, MAX_CANDIDATES
+from raccoon.day import CLOSENESS_RULE, HEAD_RULE, MAX_CANDIDATES
 from raccoon.pretrained import (GRAPH_FILE, GUIDED_NOISE_LEVELS, WeightsError, attach_guide, check_choice,
                                 default_weights_dir, read_config, read_parameters, record_file, write_parameters)
 from raccoon.scorer import (CROPS_FILE, CROPS_TENSOR, FEATURES, HEAD_FILE, RIDGE, SCORER_FILE, SCORER_GRAPH, Scorer,
@@ -87,7 +87,7 @@ def export_scorer(weights: Path, data: Path, candidates: int, noise_level: float
     from raccoon.evaluate import feature_net, with_flips
 
     weights = Path(weights)
-    choice = {"rule": 1, "candidates": candidates, "noise_level": noise_level}
+    choice = {"rule": CLOSENESS_RULE, "candidates": candidates, "noise_level": noise_level}
     check_choice(choice)
     try:
         crops = load_crops(data, progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo"))
@@ -118,7 +118,7 @@ def export_head(weights: Path, answers: Path) -> int:
     tensors = read_parameters(answers)
     features, strict = tensors.get("features"), tensors.get("strict")
     if (features is None or strict is None or features.ndim != 2 or features.shape[1] != FEATURES
-            or strict.shape != (len(features),) or not set(np.unique(strict)) == {0.0, 1.0}):
+            or strict.shape != (len(features),) or set(np.unique(strict)) != {0.0, 1.0}):
         raise WeightsError(f"--head: {answers} needs 'features' (N x {FEATURES}) and 'strict' (N answers, both yes "
                            "and no among them)")
     write_parameters(weights / HEAD_FILE, fit_head(features, strict))
