@@ -50,6 +50,11 @@ def fit_head(features: np.ndarray, answers: np.ndarray, ridge: float = RIDGE) ->
     return {"mean": mean, "weights": weights}
 
 
+def head_scores(head: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
+    """The head's score of each painting's features: the higher, the likelier a strict reviewer's yes."""
+    return (unit_rows(features) - head["mean"]) @ head["weights"]
+
+
 class Scorer:
     """The weights folder's scorer in ONNX Runtime: 64x64 paintings in, closeness to the real crops out, and with a
     learned head, the score the choice ranks by."""
@@ -89,4 +94,4 @@ class Scorer:
         ships one, else the closeness."""
         if self.head is None:
             return self.closeness(images)
-        return (unit_rows(self.features(images)) - self.head["mean"]) @ self.head["weights"]
+        return head_scores(self.head, self.features(images))

@@ -17,7 +17,8 @@ from raccoon.diffusion import ddim_timesteps
 from raccoon.painting import (CommitSource, DayRequest, MorphRequest, Painter, PaintError, choice_step, paint_morph,
                               slerp, starting_noise, to_uint8_batch)
 from raccoon.pretrained import CONFIG_FILE, WeightsError, read_config, record_file, write_parameters
-from raccoon.scorer import COPY_COSINE, CROPS_FILE, CROPS_TENSOR, HEAD_FILE, SCORER_GRAPH, Scorer, fit_head
+from raccoon.scorer import (COPY_COSINE, CROPS_FILE, CROPS_TENSOR, HEAD_FILE, SCORER_GRAPH, Scorer, fit_head,
+                            head_scores)
 
 STEPS = 6
 SEEDS = [DayRecord.of(datetime.date(2024, 3, day), []).seed() for day in (1, 2, 3)]
@@ -230,7 +231,7 @@ def test_the_head_orders_answers_it_was_fitted_to():
     answers = (features @ direction > 0).astype(float)
     head = fit_head(features, answers)
     fresh = rng.normal(size=(20, 1280)) + 3 * rng.normal(size=(20, 1)) * direction
-    scores = (fresh / np.linalg.norm(fresh, axis=1, keepdims=True) - head["mean"]) @ head["weights"]
+    scores = head_scores(head, fresh)
     assert ((scores > np.median(scores)) == (fresh @ direction > np.median(fresh @ direction))).mean() >= 0.9
 
 
