@@ -61,10 +61,9 @@ class DayRecord:
 
 
 # How a day's candidates are drawn and ranked. 1: candidate_seed's noises, ranked by the scorer's closeness to the
-# training crops; 2: the same noises, ranked by the head learned from blind answers (scorer.fit_head); 3: as 2, the
-# candidates narrowed down in stages (the choice's "narrow": at each noise level, how many go on) before the pick.
-CLOSENESS_RULE, HEAD_RULE, NARROWED_RULE = 1, 2, 3
-CANDIDATE_RULES = (CLOSENESS_RULE, HEAD_RULE, NARROWED_RULE)
+# training crops; 2: the same noises, ranked by the head learned from blind answers (scorer.fit_head).
+CLOSENESS_RULE, HEAD_RULE = 1, 2
+CANDIDATE_RULES = (CLOSENESS_RULE, HEAD_RULE)
 MAX_CANDIDATES = 16
 
 

@@ -1,7 +1,7 @@
 """Export a weights folder's network to ONNX, its parameters left out of the graph.
 
     raccoon export [--weights weights/] [--guide DIR --guidance W --noise-levels LOW HIGH]
-                   [--scorer DATA] [--head ANSWERS [--narrow SIGMA KEEP]] [--candidates K --choose-at SIGMA]
+                   [--scorer DATA --candidates K --choose-at SIGMA] [--head ANSWERS]
 
 The graph keeps each parameter's name, shape and type, marked as external data; at load time
 backends.OnnxDenoiser supplies the values from model.safetensors. So the folder ships one copy of
@@ -9,8 +9,7 @@ the weights (fp16) for both backends, and model.onnx stays a few hundred kilobyt
 the network of another weights folder (an earlier milestone of the same run) ships beside it as
 guide.safetensors, the autoguidance network; the same graph serves it. With --scorer, the
 recognizability scorer (scorer.py) ships too, and the painter paints the best of K candidates by it.
-With --head, the candidates are ranked by a head fitted to blind reviewers' answers (candidate rule 2), and
-with --narrow too, narrowed down in stages before the choice (rule 3).
+With --head, the candidates are ranked by a head fitted to blind reviewers' answers (candidate rule 2).
 """
 
 import copy
@@ -27,7 +26,7 @@ from tqdm import tqdm
 
 from raccoon import options
 from raccoon.backends import TorchDenoiser, onnx_session
-from raccoon.day import CLOSENESS_RULE, HEAD_RULE, MAX_CANDIDATES, NARROWED_RULE
+from raccoon.day import CLOSENESS_RULE, HEAD_RULE, MAX_CANDIDATES
 from raccoon.pretrained import (GRAPH_FILE, GUIDED_NOISE_LEVELS, WeightsError, attach_guide, check_choice,
                                 default_weights_dir, read_config, read_parameters, record_file, write_parameters)
 from raccoon.scorer import (CROPS_FILE, CROPS_TENSOR, FEATURES, HEAD_FILE, RIDGE, SCORER_FILE, SCORER_GRAPH, Scorer,
@@ -108,37 +107,23 @@ def export_scorer(weights: Path, data: Path, candidates: int, noise_level: float
     return len(crops)
 
 
-def export_head(weights: Path, answers: Path, candidates: int | None = None, noise_level: float | None = None,
-                narrow: tuple[tuple[float, int], ...] = ()) -> int:
-    """Rank the folder's candidates by a head fitted to blind answers: `answers` holds the scorer's features of the
-    judged candidates' predicted images where the head will rank them ("features", N x 1280) and the share of strict
-    reviewers who said yes to the finished painting ("strict", 0 to 1). Candidate rule 2, or 3 when `narrow` lists
-    stages (noise level, how many go on) before the choice; `candidates` and `noise_level` replace the folder's.
-    The folder must ship the scorer already. Returns the number of judged predictions it was fitted to."""
+def export_head(weights: Path, answers: Path) -> int:
+    """Rank the folder's candidates by a head fitted to blind answers (candidate rule 2): `answers` holds the
+    scorer's features of judged paintings ("features", N x 1280) and the strict reviewers' answers ("strict", 1 for
+    yes). The folder must ship the scorer already. Returns the number of answers."""
     weights = Path(weights)
     config = read_config(weights)
     if "choice" not in config:
         raise WeightsError(f"--head: the weights at {weights} ship no scorer; export one with --scorer DATA")
-    choice = {**config["choice"], "rule": NARROWED_RULE if narrow else HEAD_RULE,
-              "narrow": [[level, keep] for level, keep in narrow]}
-    choice.update({name: value for name, value in (("candidates", candidates), ("noise_level", noise_level))
-                   if value is not None})
-    if not narrow:
-        del choice["narrow"]
-    try:
-        check_choice(choice)
-    except TypeError:
-        raise WeightsError("--narrow: each stage's SIGMA must be above the next one's and above --choose-at, and its "
-                           "KEEP above the next one's and above 1") from None
     tensors = read_parameters(answers)
     features, strict = tensors.get("features"), tensors.get("strict")
     if (features is None or strict is None or features.ndim != 2 or features.shape[1] != FEATURES
-            or strict.shape != (len(features),) or not 0 <= strict.min() < strict.max() <= 1):
-        raise WeightsError(f"--head: {answers} needs 'features' (N x {FEATURES}) and 'strict' (N shares of yes "
-                           "from 0 to 1, not all the same)")
+            or strict.shape != (len(features),) or set(np.unique(strict)) != {0.0, 1.0}):
+        raise WeightsError(f"--head: {answers} needs 'features' (N x {FEATURES}) and 'strict' (N answers, both yes "
+                           "and no among them)")
     write_parameters(weights / HEAD_FILE, fit_head(features, strict))
-    choice["head"] = {"answers": Path(answers).name, "count": len(strict), "target": "strict", "ridge": RIDGE}
-    record_file(weights, HEAD_FILE, choice=choice)
+    head = {"answers": Path(answers).name, "count": len(strict), "target": "strict", "ridge": RIDGE}
+    record_file(weights, HEAD_FILE, choice={**config["choice"], "rule": HEAD_RULE, "head": head})
     return len(strict)
 
 
@@ -155,23 +140,17 @@ def main(argv=None) -> int:
     p.add_argument("--scorer", type=Path, metavar="DATA",
                    help="also ship the recognizability scorer, with the features of the real crops of the photos "
                         "in DATA, and paint the best of --candidates by it")
-    p.add_argument("--candidates", type=options.whole_number_between(1, MAX_CANDIDATES), default=None, metavar="K",
-                   help="with --scorer or --head, candidates a day (default: 4 with --scorer, else the folder's)")
-    p.add_argument("--choose-at", type=options.number_between(float, 0.01, 100), default=None, metavar="SIGMA",
-                   help="with --scorer or --head, choose at the first step whose noise level is at most SIGMA "
-                        f"(default: {CHOICE_NOISE_LEVEL:g}, after 14 of 50 steps, with --scorer, else the folder's)")
+    p.add_argument("--candidates", type=options.whole_number_between(1, MAX_CANDIDATES), default=4, metavar="K",
+                   help="with --scorer, candidates a day (default: %(default)s)")
+    p.add_argument("--choose-at", type=options.number_between(float, 0.01, 100), default=CHOICE_NOISE_LEVEL,
+                   metavar="SIGMA",
+                   help="with --scorer, choose at the first step whose noise level is at most SIGMA "
+                        "(default: %(default)s, after 14 of 50 steps)")
     p.add_argument("--head", type=Path, metavar="ANSWERS",
                    help="rank the candidates by a head fitted to the blind answers in ANSWERS (safetensors: the "
-                        "scorer's 'features' of judged candidates where the head ranks them, and 'strict', the "
-                        "share of strict reviewers who said yes)")
-    p.add_argument("--narrow", type=options.number_between(float, 0.01, 100), nargs=2, action="append", default=[],
-                   metavar=("SIGMA", "KEEP"),
-                   help="with --head, before the choice keep only the KEEP best candidates at the first step whose "
-                        "noise level is at most SIGMA (repeatable, highest SIGMA first)")
+                        "scorer's 'features' of judged paintings and the strict reviewers' 'strict' answers)")
     try:
         args = p.parse_args(argv)
-        if args.narrow and not args.head:
-            raise options.UsageError("--narrow needs --head: only a learned head ranks candidates in stages")
         weights = args.weights or default_weights_dir()
         if args.guide:
             attach_guide(weights, args.guide, args.guidance, args.noise_levels)
@@ -181,18 +160,12 @@ def main(argv=None) -> int:
         path = export(weights)
         print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
         if args.scorer:
-            candidates, level = args.candidates or 4, args.choose_at or CHOICE_NOISE_LEVEL
-            crops = export_scorer(weights, args.scorer, candidates, level)
-            print(f"shipped the scorer and the features of {crops} real crops: best of {candidates}, chosen "
-                  f"at noise level {level:g}")
+            crops = export_scorer(weights, args.scorer, args.candidates, args.choose_at)
+            print(f"shipped the scorer and the features of {crops} real crops: best of {args.candidates}, chosen "
+                  f"at noise level {args.choose_at:g}")
         if args.head:
-            if any(keep != int(keep) for _, keep in args.narrow):
-                raise options.UsageError("--narrow: KEEP must be a whole number of candidates")
-            narrow = tuple((level, int(keep)) for level, keep in args.narrow)
-            answers = export_head(weights, args.head, None if args.scorer else args.candidates,
-                                  None if args.scorer else args.choose_at, narrow)
-            print(f"shipped a head fitted to {answers} judged predictions: the candidates are ranked by it"
-                  + "".join(f", narrowed to {keep} at noise level {level:g}" for level, keep in narrow))
+            answers = export_head(weights, args.head)
+            print(f"shipped a head fitted to {answers} blind answers: the candidates are ranked by it")
     except (WeightsError, options.UsageError) as error:
         print(f"raccoon export: error: {error}", file=sys.stderr)
         return 2

@@ -23,11 +23,10 @@ from PIL import Image
 
 from raccoon import commits, mosaic, render
 from raccoon.backends import BACKENDS, load_denoiser
-from raccoon.day import CLOSENESS_RULE, MAX_CANDIDATES, DayRecord, candidate_seed, gaussian_noise
+from raccoon.day import HEAD_RULE, MAX_CANDIDATES, DayRecord, candidate_seed, gaussian_noise
 from raccoon.diffusion import Schedule, ddim_sample, ddim_steps, ddim_timesteps
 from raccoon.files import write_atomically
-from raccoon.pretrained import (WeightsError, choice_stages, default_weights_dir, read_config, shipped_candidates,
-                               shipped_guidance)
+from raccoon.pretrained import WeightsError, default_weights_dir, read_config, shipped_candidates, shipped_guidance
 from raccoon.scorer import COPY_COSINE, Scorer
 
 IMAGE_SHAPE = (1, 3, 64, 64)
@@ -64,88 +63,67 @@ def choice_step(schedule: Schedule, steps: int, noise_level: float) -> int:
     return next((i for i, level in enumerate(levels) if level <= noise_level), steps - 1)
 
 
-def sample_best_of(denoiser, scorer: Scorer, noise: np.ndarray, steps: int, stages: tuple[tuple[float, int], ...],
-                   on_step=None, progress=None) -> tuple[np.ndarray, np.ndarray]:
+def sample_best_of(denoiser, scorer: Scorer, noise: np.ndarray, steps: int, noise_level: float, on_step=None,
+                   progress=None) -> tuple[np.ndarray, np.ndarray]:
     """Paint the best of K candidates for each of N paintings: `noise` is (K, N, 3, 64, 64), candidate 0 first.
 
-    `stages` are (noise level, how many go on) pairs, the last keeping one (pretrained.choice_stages). Every
-    candidate is painted, all as one batch, up to the first stage's step (`choice_step` of its noise level); there
-    the scorer ranks each painting's candidates by their predicted images and the best few go on to the next stage's
-    step, and so on; only the last stage's best is painted to the end. A finished painting that is a near-copy of a
-    training crop is not kept: the next best candidate is finished instead (the last stage's ranking first, then
-    those each earlier stage left behind, from where they stopped), and so on; if all K are, the least close is
-    kept. Each painting is the same bits as its candidate's noise painted alone. Returns the (N, 64, 64, 3) images
-    and the candidate each came from.
+    Every candidate is painted up to the choice step (`choice_step`); the scorer scores each one's predicted
+    image there, and only each painting's best is painted to the end: K times the first steps, once the rest.
+    A finished painting that is a near-copy of a training crop is not kept: the next best candidate is finished
+    instead, and so on (if all K are, the least close is kept). Each painting is the same bits as its candidate's
+    noise painted alone. Returns the (N, 64, 64, 3) images and the candidate each came from.
     `on_step(i, x0)` sees the kept paintings' predicted images at every step, once they are chosen;
     `progress()` is called once a step.
     """
     k, n = noise.shape[:2]
-    schedule = denoiser.schedule
-    rows = np.arange(k * n)  # the candidates going on, in order: row c * n + j is candidate c of painting j
-    x, x0 = noise.reshape(k * n, *noise.shape[2:]), None
-    paused = {}  # row: (its x where it stopped, None after the last step; its prediction there; its next step)
-    behind = [[] for _ in range(n)]  # each painting's candidates left behind, best first
-    predicted = {}  # row: its predictions step by step, kept for on_step
-    start = 0
-    for level, keep in stages:
-        stop = choice_step(schedule, steps, level)
-        if stop >= start:  # else this stage ranks where the last one did
-            for i, x0, x in ddim_steps(denoiser, x, schedule, steps, start=start):
-                if on_step is not None:
-                    for row, prediction in zip(rows, x0):
-                        predicted.setdefault(row, []).append(prediction)
-                if progress is not None:
-                    progress()
-                if i == stop:
-                    break
-            start = stop + 1
-        best_first = [[] for _ in range(n)]
-        for position in np.argsort(-scorer.rank(to_uint8_batch(x0)), kind="stable"):  # ties: the lower candidate
-            row = rows[position]
-            paused[row] = (None if x is None else x[position], x0[position], start)
-            best_first[row % n].append(row)
-        for j in range(n):
-            behind[j] = best_first[j][keep:] + behind[j]
-        going_on = np.sort([row for best in best_first for row in best[:keep]])
-        positions = np.searchsorted(rows, going_on)
-        rows, x0, x = going_on, x0[positions], None if x is None else x[positions]
-    ranked = [[row for row in rows if row % n == j] + behind[j] for j in range(n)]
-
+    choose_at = choice_step(denoiser.schedule, steps, noise_level)
+    early = []  # every candidate's predictions up to the choice, kept for on_step
+    for i, x0, x in ddim_steps(denoiser, noise.reshape(k * n, *noise.shape[2:]), denoiser.schedule, steps):
+        if on_step is not None:
+            early.append(x0.reshape(k, n, *x0.shape[1:]))
+        if progress is not None:
+            progress()
+        if i == choose_at:
+            break
+    x0 = x0.reshape(k, n, *x0.shape[1:])
+    x = None if x is None else x.reshape(k, n, *x.shape[1:])
+    scores = scorer.rank(to_uint8_batch(x0.reshape(k * n, *x0.shape[2:]))).reshape(k, n)
+    ranked = np.argsort(-scores, axis=0, kind="stable")
     images, chosen, closeness = [None] * n, np.zeros(n, int), np.full(n, np.inf)
-    kept_steps = [[] for _ in range(n)]  # the kept paintings' predictions, step by step, for on_step
+    late = [[] for _ in range(n)]  # the kept paintings' predictions after the choice, kept for on_step
     todo = list(range(n))
     for rank in range(k):
-        picks = [ranked[j][rank] for j in todo]
-        xs, finals, next_steps = zip(*(paused[row] for row in picks))
-        final, finishing = np.stack(finals), []
-        if xs[0] is not None:  # stopped before the last step: finish them (a rank's picks stopped at the same stage)
-            for _, final, _ in ddim_steps(denoiser, np.stack(xs), schedule, steps, start=next_steps[0]):
+        picks = ranked[rank, todo]
+        final, predictions = x0[picks, todo], []
+        if x is not None:  # the choice came before the last step: finish the picks
+            for _, final, _ in ddim_steps(denoiser, x[picks, todo], denoiser.schedule, steps, start=choose_at + 1):
                 if on_step is not None:
-                    finishing.append(final)
+                    predictions.append(final)
                 if progress is not None and rank == 0:
                     progress()
         painted = to_uint8_batch(final.astype(np.float32))  # as ddim_sample ends
-        for position, (j, row, value) in enumerate(zip(todo, picks, scorer.closeness(painted))):
+        for row, (j, pick, value) in enumerate(zip(todo, picks, scorer.closeness(painted))):
             if value < closeness[j]:
-                images[j], chosen[j], closeness[j] = painted[position], row // n, value
-                kept_steps[j] = predicted.get(row, []) + [prediction[position] for prediction in finishing]
+                images[j], chosen[j], closeness[j] = painted[row], pick, value
+                late[j] = [prediction[row] for prediction in predictions]
         todo = [j for j in todo if closeness[j] >= COPY_COSINE]
         if not todo:
             break
     if on_step is not None:
-        for i in range(len(kept_steps[0])):
-            on_step(i, np.stack([painting[i] for painting in kept_steps]))
+        for i, step in enumerate(early):
+            on_step(i, step[chosen, np.arange(n)])
+        for i in range(len(late[0])):
+            on_step(choose_at + 1 + i, np.stack([kept[i] for kept in late]))
     return np.stack(images), chosen
 
 
 @dataclass(frozen=True)
 class Choice:
-    """Best of K, as a weights folder ships it: how many candidates, and the noise levels at which the scorer ranks
-    them (the last one picks)."""
+    """Best of K, as a weights folder ships it: how many candidates, the noise level at which the scorer picks."""
 
     scorer: Scorer
     candidates: int
-    stages: tuple[tuple[float, int], ...]  # where it ranks them, and how many go on (pretrained.choice_stages)
+    noise_level: float
 
 
 @dataclass(frozen=True)
@@ -206,7 +184,7 @@ class Painter:
         else:
             noise = np.stack([starting_noise([candidate_seed(seed, k) for seed in seeds])
                               for k in range(self.choice.candidates)])
-            images, chosen = sample_best_of(self.denoiser, self.choice.scorer, noise, steps, self.choice.stages,
+            images, chosen = sample_best_of(self.denoiser, self.choice.scorer, noise, steps, self.choice.noise_level,
                                             on_step, progress)
             painted = Paintings(images, chosen, noise[chosen, np.arange(len(seeds))])
         for seed, *parts in zip(seeds, painted.images, painted.candidates, painted.noise):
@@ -240,8 +218,8 @@ def load_choice(directory: Path, candidates: int | None = None) -> Choice | None
     if "choice" not in config:
         raise WeightsError(f"the weights at {directory} ship no scorer to choose among candidates, so candidates "
                            "must be 1")
-    return Choice(Scorer.load(directory, head=config["choice"]["rule"] != CLOSENESS_RULE), candidates,
-                  choice_stages(config["choice"]))
+    return Choice(Scorer.load(directory, head=config["choice"]["rule"] == HEAD_RULE), candidates,
+                  config["choice"]["noise_level"])
 
 
 def local_zone_name() -> str:

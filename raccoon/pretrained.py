@@ -19,7 +19,7 @@ import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError
 
-from raccoon.day import CANDIDATE_RULES, MAX_CANDIDATES, NARROWED_RULE
+from raccoon.day import CANDIDATE_RULES, MAX_CANDIDATES
 from raccoon.diffusion import Schedule
 from raccoon.files import write_atomically
 
@@ -104,32 +104,13 @@ def check_noise_levels(low: float, high: float) -> None:
 
 
 def check_choice(choice: dict) -> None:
-    """The best-of-K entry's shape: its candidate rule, how many candidates, the noise level of the choice, and
-    under rule 3 the stages that narrow the candidates down before it."""
+    """The best-of-K entry's shape: its candidate rule, how many candidates, the noise level of the choice."""
     if not isinstance(choice["rule"], int):
         raise TypeError("rule")
-    if choice["rule"] not in CANDIDATE_RULES:  # a newer rule's entry: read_config asks for an upgrade instead
-        return
     if not (isinstance(choice["candidates"], int) and 1 <= choice["candidates"] <= MAX_CANDIDATES):
         raise TypeError("candidates")
     if not (isinstance(choice["noise_level"], (int, float)) and choice["noise_level"] > 0):  # NaN is not > 0
         raise TypeError("noise_level")
-    narrow = choice.get("narrow", [])
-    if narrow and choice["rule"] != NARROWED_RULE:  # an older painter would ignore it and paint other raccoons
-        raise TypeError("narrow")
-    if not (isinstance(narrow, list) and all(isinstance(stage, list) and len(stage) == 2
-                                             and isinstance(stage[0], (int, float)) and isinstance(stage[1], int)
-                                             for stage in narrow)):
-        raise TypeError("narrow")
-    levels, keeps = zip(*choice_stages(choice))
-    if not (all(a > b for a, b in zip(levels, levels[1:])) and all(a > b for a, b in zip(keeps, keeps[1:]))):
-        raise TypeError("narrow: noise levels and the candidates kept must both fall from stage to stage")
-
-
-def choice_stages(choice: dict) -> tuple[tuple[float, int], ...]:
-    """Where best of K ranks a day's candidates, as (noise level, how many go on) pairs: the "narrow" stages of
-    rule 3, then the choice itself, which keeps one."""
-    return (*((float(level), keep) for level, keep in choice.get("narrow", [])), (float(choice["noise_level"]), 1))
 
 
 def shipped_guidance(config: dict) -> float:

@@ -10,7 +10,6 @@ is one a stranger names. A painting too near one is a copy of a training photo, 
 The cosine sees a clear raccoon face, not a shapeless body or a second head; blind reviewers do. Since candidate
 rule 2, a head learned from their answers ranks the candidates instead (`fit_head`: ridge regression of the
 strict answers on the same features, `scorer-head.safetensors`); the memorization guard still uses the cosine.
-Since rule 3, the head also narrows eight candidates down to three early on, where a step costs half as much.
 
 The scorer ships in the weights folder as an ONNX graph with its parameters left out (`scorer.onnx`), the
 parameters in fp16 (`scorer.safetensors`) and the real crops' features (`real-crops.safetensors`): painting
@@ -28,7 +27,7 @@ SCORER_GRAPH = "scorer.onnx"
 SCORER_FILE = "scorer.safetensors"
 CROPS_FILE = "real-crops.safetensors"
 CROPS_TENSOR = "features"  # (crops and their mirror images, FEATURES)
-HEAD_FILE = "scorer-head.safetensors"  # the learned head (candidate rules 2, 3): "mean" and "weights", FEATURES each
+HEAD_FILE = "scorer-head.safetensors"  # the learned head (candidate rule 2): "mean" and "weights", FEATURES each
 FEATURES = 1280
 RIDGE = 10.0  # the head's ridge penalty: cross-validated by day on the first 384 answers, 1 and 10 alike
 # A near-copy of a training crop, calibrated on the 211 crops (`raccoon eval --sanity`): no two distinct crops
@@ -67,7 +66,7 @@ class Scorer:
 
     @classmethod
     def load(cls, directory: Path, head: bool = False) -> "Scorer":
-        """The folder's scorer, and its learned head if `head` (the choice's candidate rule is 2 or 3)."""
+        """The folder's scorer, and its learned head if `head` (the choice's candidate rule is 2)."""
         _, parameters = load_weights(directory, need=(SCORER_GRAPH,), parameters=SCORER_FILE)
         _, crops = load_weights(directory, parameters=CROPS_FILE)
         features = crops.get(CROPS_TENSOR)
