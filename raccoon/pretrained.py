@@ -107,6 +107,8 @@ def check_choice(choice: dict) -> None:
     """The best-of-K entry's shape: its candidate rule, how many candidates, the noise level of the choice."""
     if not isinstance(choice["rule"], int):
         raise TypeError("rule")
+    if choice["rule"] not in CANDIDATE_RULES:  # a newer rule's entry may differ: read_config asks for an upgrade
+        return
     if not (isinstance(choice["candidates"], int) and 1 <= choice["candidates"] <= MAX_CANDIDATES):
         raise TypeError("candidates")
     if not (isinstance(choice["noise_level"], (int, float)) and choice["noise_level"] > 0):  # NaN is not > 0

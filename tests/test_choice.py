@@ -221,7 +221,7 @@ def rewrite_choice(folder, tmp_path, **entries):
 
 def test_weights_of_a_newer_candidate_rule_ask_for_an_upgrade(chooser_weights, tmp_path):
     with pytest.raises(WeightsError, match="candidate rule 3, which this raccoon-action predates: upgrade it"):
-        read_config(rewrite_choice(chooser_weights, tmp_path, rule=3))
+        read_config(rewrite_choice(chooser_weights, tmp_path, rule=3, noise_level="a newer rule's own entry"))
 
 
 def test_the_head_orders_answers_it_was_fitted_to():
