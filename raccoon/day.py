@@ -17,13 +17,6 @@ in float64 with Python's `math` and rounded to float32. Every step is defined by
 standard or by this file, not by a library's RNG whose stream may change between
 versions or platforms.
 
-A stochastic sampler (weights whose config sets "sampler": {"eta": ...} above 0) also adds fresh noise after each
-step i of a painting: `step_noise(seed, i)`, the painting's seed's stream for that step, SHAKE-256 (FIPS 202) of
-seed || "step" || i as 8 big-endian bytes, cut into words and made uniform the same way, and turned into normals
-by Box-Muller in NumPy with log, sin and cos written here as fixed polynomials of IEEE +, -, *, / and sqrt, which
-every CPU and SIMD width rounds alike (NumPy's own log is not the same bits on AVX2 and AVX-512 machines). It is
-vectorized because a day needs about a million of these normals, not twelve thousand.
-
 Weights that choose among candidate paintings (best of K) start candidate k from the noise of
 `candidate_seed(seed, k)`: the day's own seed for k = 0, else SHA-256(seed || "candidate" || k as one byte).
 This is candidate rule 1; the weights' config names the rule it was chosen with.
@@ -68,10 +61,9 @@ class DayRecord:
 
 
 # How a day's candidates are drawn and ranked. 1: candidate_seed's noises, ranked by the scorer's closeness to the
-# training crops; 2: the same noises, ranked by the head learned from blind answers (scorer.fit_head); 3: as 2, and
-# each candidate also adds its seed's step_noise after every step, as much as the config's sampler eta says.
-CLOSENESS_RULE, HEAD_RULE, STEP_NOISE_RULE = 1, 2, 3
-CANDIDATE_RULES = (CLOSENESS_RULE, HEAD_RULE, STEP_NOISE_RULE)
+# training crops; 2: the same noises, ranked by the head learned from blind answers (scorer.fit_head).
+CLOSENESS_RULE, HEAD_RULE = 1, 2
+CANDIDATE_RULES = (CLOSENESS_RULE, HEAD_RULE)
 MAX_CANDIDATES = 16
 
 
@@ -95,46 +87,3 @@ def gaussian_noise(seed: bytes, shape) -> np.ndarray:
         radius = math.sqrt(-2.0 * math.log(u1))
         normals += (radius * math.cos(2.0 * math.pi * u2), radius * math.sin(2.0 * math.pi * u2))
     return np.array(normals[:count], dtype=np.float64).astype(np.float32).reshape(shape)
-
-
-LN2 = 0.6931471805599453
-
-
-def _log(u: np.ndarray) -> np.ndarray:
-    """log u for u > 0, in IEEE operations only: u = m 2^e with m in [0.5, 1), and log m = 2 atanh(s) with
-    s = (m - 1) / (m + 1), |s| <= 1/3, by its series to s^23 (error below 1e-12)."""
-    m, e = np.frexp(u)
-    s = (m - 1.0) / (m + 1.0)
-    s2 = s * s
-    series = np.full_like(s, 1.0 / 23.0)
-    for k in range(21, 0, -2):
-        series = series * s2 + 1.0 / k
-    return e * LN2 + 2.0 * s * series
-
-
-def _sin_cos_of_turns(turns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """sin and cos of 2 pi `turns` for turns in [0, 1), in IEEE operations only: the nearest quarter turn, then the
-    Taylor series of the rest (at most an eighth of a turn) to r^13 and r^14 (error below 1e-12)."""
-    quarter = np.floor(turns * 4.0 + 0.5)
-    r = (turns - quarter * 0.25) * (2.0 * math.pi)
-    r2 = r * r
-    sin, cos = np.full_like(r, 1.0 / math.factorial(13)), np.full_like(r, 1.0 / math.factorial(14))
-    for k in range(11, 0, -2):
-        sin = 1.0 / math.factorial(k) - sin * r2
-    for k in range(12, -1, -2):
-        cos = 1.0 / math.factorial(k) - cos * r2
-    sin = sin * r
-    quarter = quarter.astype(np.int64) % 4
-    return (np.choose(quarter, [sin, cos, -sin, -cos]), np.choose(quarter, [cos, -sin, -cos, sin]))
-
-
-def step_noise(seed: bytes, step: int, shape) -> np.ndarray:
-    """Standard normal float32 noise of `shape` that a stochastic sampler adds after step `step` of the painting of
-    `seed`: a pure function of both, the same bits on every machine (see the module docstring)."""
-    count = math.prod(shape)
-    words = count + (count % 2)
-    stream = hashlib.shake_256(seed + b"step" + step.to_bytes(8, "big")).digest(8 * words)
-    uniforms = ((np.frombuffer(stream, dtype=">u8") >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53
-    radius = np.sqrt(-2.0 * _log(uniforms[0::2]))
-    sin, cos = _sin_cos_of_turns(uniforms[1::2])
-    return np.stack([radius * cos, radius * sin], axis=1).reshape(-1)[:count].astype(np.float32).reshape(shape)

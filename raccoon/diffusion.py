@@ -7,7 +7,6 @@ the network comes in as a `denoise(x, t)` callable and the starting noise is han
 draws randomness itself.
 """
 
-import math
 from dataclasses import asdict, dataclass
 from functools import cached_property
 
@@ -92,20 +91,16 @@ def ddim_timesteps(train_steps: int, steps: int) -> list[int]:
     return [int(t) for t in np.linspace(train_steps - 1, 0, steps).round()]
 
 
-def ddim_steps(denoise, x: np.ndarray, schedule: Schedule, steps: int = 50, start: int = 0, eta: float = 0.0,
-               step_noise=None):
-    """DDIM (Song et al., 2021), one step at a time: yields (i, x0, x) for step i = start, start + 1, ...: the
+def ddim_steps(denoise, x: np.ndarray, schedule: Schedule, steps: int = 50, start: int = 0):
+    """Deterministic DDIM (eta = 0), one step at a time: yields (i, x0, x) for step i = start, start + 1, ...: the
     predicted clean image and x at the next step (None after the last).
 
     Each step predicts the clean image, then noises it to the next step with the noise that the current x
-    implies. With `eta` above 0 a share of that noise is fresh, `step_noise(i)` (the (N, 3, 64, 64) noise added
-    after step i, handed in like the starting noise): eta 1 is DDPM's ancestral step at these timesteps, which
-    lets later steps mend what earlier ones got wrong. The network sees x in float32; the steps are computed in
-    float64, cast explicitly, so the bytes are the same under NumPy 1 and 2 (whose promotion rules differ for a
-    float32 array times a float64 scalar). The predicted clean image is clipped to [-1, 1] at each step, which
-    keeps a small model's early mistakes from blowing up. A painting paused after step i and started again from
-    its x with `start` = i + 1 goes on to the same bits, so a few of many started paintings can be finished (best
-    of K).
+    implies. The network sees x in float32; the steps are computed in float64, cast explicitly, so the
+    bytes are the same under NumPy 1 and 2 (whose promotion rules differ for a float32 array times a
+    float64 scalar). The predicted clean image is clipped to [-1, 1] at each step, which keeps a small
+    model's early mistakes from blowing up. A painting paused after step i and started again from its x with
+    `start` = i + 1 goes on to the same bits, so a few of many started paintings can be finished (best of K).
     """
     timesteps = ddim_timesteps(schedule.train_steps, steps)
     x = x.astype(np.float32)
@@ -117,21 +112,14 @@ def ddim_steps(denoise, x: np.ndarray, schedule: Schedule, steps: int = 50, star
         if i + 1 == len(timesteps):
             yield i, x0, None
             return
-        noise = schedule.predict_noise(x0, x, t)
-        if eta:
-            signal, after = schedule.alphas_cumprod[t], schedule.alphas_cumprod[timesteps[i + 1]]
-            fresh = eta * math.sqrt((1 - after) / (1 - signal) * (1 - signal / after))
-            noise = (math.sqrt(1 - after - fresh**2) * noise + fresh * step_noise(i).astype(np.float64)) / math.sqrt(
-                1 - after)
-        x = schedule.add_noise(x0, noise, timesteps[i + 1]).astype(np.float32)
+        x = schedule.add_noise(x0, schedule.predict_noise(x0, x, t), timesteps[i + 1]).astype(np.float32)
         yield i, x0, x
 
 
-def ddim_sample(denoise, noise: np.ndarray, schedule: Schedule, steps: int = 50, on_step=None, eta: float = 0.0,
-                step_noise=None) -> np.ndarray:
+def ddim_sample(denoise, noise: np.ndarray, schedule: Schedule, steps: int = 50, on_step=None) -> np.ndarray:
     """The image in [-1, 1] that DDIM paints from `noise` (see `ddim_steps`). `on_step(i, x0)` sees each step's
     predicted image (for the GIF)."""
-    for i, x0, _ in ddim_steps(denoise, noise, schedule, steps, eta=eta, step_noise=step_noise):
+    for i, x0, _ in ddim_steps(denoise, noise, schedule, steps):
         if on_step is not None:
             on_step(i, x0)
     return x0.astype(np.float32)

@@ -1,6 +1,6 @@
 """Export a weights folder's network to ONNX, its parameters left out of the graph.
 
-    raccoon export [--weights weights/] [--guide DIR --guidance W --noise-levels LOW HIGH] [--eta ETA]
+    raccoon export [--weights weights/] [--guide DIR --guidance W --noise-levels LOW HIGH]
                    [--scorer DATA --candidates K --choose-at SIGMA] [--head ANSWERS]
 
 The graph keeps each parameter's name, shape and type, marked as external data; at load time
@@ -26,10 +26,9 @@ from tqdm import tqdm
 
 from raccoon import options
 from raccoon.backends import TorchDenoiser, onnx_session
-from raccoon.day import CLOSENESS_RULE, HEAD_RULE, MAX_CANDIDATES, STEP_NOISE_RULE
+from raccoon.day import CLOSENESS_RULE, HEAD_RULE, MAX_CANDIDATES
 from raccoon.pretrained import (GRAPH_FILE, GUIDED_NOISE_LEVELS, WeightsError, attach_guide, check_choice,
-                                default_weights_dir, read_config, read_parameters, record_file, write_config,
-                                write_parameters)
+                                default_weights_dir, read_config, read_parameters, record_file, write_parameters)
 from raccoon.scorer import (CROPS_FILE, CROPS_TENSOR, FEATURES, HEAD_FILE, RIDGE, SCORER_FILE, SCORER_GRAPH, Scorer,
                             fit_head)
 
@@ -128,18 +127,6 @@ def export_head(weights: Path, answers: Path) -> int:
     return len(strict)
 
 
-def export_sampler(weights: Path, eta: float) -> None:
-    """Paint with a stochastic sampler: DDIM's `eta` (0 to 1), each candidate adding its seed's step noise after
-    every step (candidate rule 3). The folder must rank its candidates by a learned head already (rule 2 or 3)."""
-    weights = Path(weights)
-    config = read_config(weights)
-    if config.get("choice", {}).get("rule") not in (HEAD_RULE, STEP_NOISE_RULE):
-        raise WeightsError(f"--eta: the weights at {weights} rank no candidates by a learned head; export one with "
-                           "--head ANSWERS")
-    config["choice"]["rule"], config["sampler"] = STEP_NOISE_RULE, {"eta": eta}
-    write_config(weights, config)
-
-
 def main(argv=None) -> int:
     p = options.Parser(prog="raccoon export", description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", type=Path, default=None, help="weights folder (default: the shipped weights)")
@@ -159,9 +146,6 @@ def main(argv=None) -> int:
                    metavar="SIGMA",
                    help="with --scorer, choose at the first step whose noise level is at most SIGMA "
                         "(default: %(default)s, after 14 of 50 steps)")
-    p.add_argument("--eta", type=options.number_between(float, 0.01, 1), metavar="ETA",
-                   help="paint with a stochastic sampler: DDIM's eta, each step adding noise drawn from the "
-                        "candidate's seed (1: DDPM's ancestral step; needs a learned head)")
     p.add_argument("--head", type=Path, metavar="ANSWERS",
                    help="rank the candidates by a head fitted to the blind answers in ANSWERS (safetensors: the "
                         "scorer's 'features' of judged paintings and the strict reviewers' 'strict' answers)")
@@ -182,9 +166,6 @@ def main(argv=None) -> int:
         if args.head:
             answers = export_head(weights, args.head)
             print(f"shipped a head fitted to {answers} blind answers: the candidates are ranked by it")
-        if args.eta:
-            export_sampler(weights, args.eta)
-            print(f"the painter's sampler adds fresh noise at every step: eta {args.eta:g}")
     except (WeightsError, options.UsageError) as error:
         print(f"raccoon export: error: {error}", file=sys.stderr)
         return 2

@@ -23,11 +23,10 @@ from PIL import Image
 
 from raccoon import commits, mosaic, render
 from raccoon.backends import BACKENDS, load_denoiser
-from raccoon.day import CLOSENESS_RULE, MAX_CANDIDATES, DayRecord, candidate_seed, gaussian_noise, step_noise
+from raccoon.day import HEAD_RULE, MAX_CANDIDATES, DayRecord, candidate_seed, gaussian_noise
 from raccoon.diffusion import Schedule, ddim_sample, ddim_steps, ddim_timesteps
 from raccoon.files import write_atomically
-from raccoon.pretrained import (WeightsError, default_weights_dir, read_config, shipped_candidates, shipped_eta,
-                               shipped_guidance)
+from raccoon.pretrained import WeightsError, default_weights_dir, read_config, shipped_candidates, shipped_guidance
 from raccoon.scorer import COPY_COSINE, Scorer
 
 IMAGE_SHAPE = (1, 3, 64, 64)
@@ -52,16 +51,9 @@ def starting_noise(seeds: list[bytes]) -> np.ndarray:
     return np.concatenate([gaussian_noise(seed, IMAGE_SHAPE) for seed in seeds])
 
 
-def seeded_step_noise(seeds: list[bytes]):
-    """The fresh noise a stochastic sampler adds after each step to the paintings of `seeds`, one after another."""
-    return lambda i: np.concatenate([step_noise(seed, i, IMAGE_SHAPE) for seed in seeds])
-
-
-def sample(denoiser, noise: np.ndarray, steps: int = 50, on_step=None, eta: float = 0.0,
-           step_noise=None) -> np.ndarray:
+def sample(denoiser, noise: np.ndarray, steps: int = 50, on_step=None) -> np.ndarray:
     """The images painted from a batch of starting noise through `denoiser`, as (N, 64, 64, 3) uint8."""
-    return to_uint8_batch(ddim_sample(denoiser, noise, denoiser.schedule, steps, on_step=on_step, eta=eta,
-                                      step_noise=step_noise))
+    return to_uint8_batch(ddim_sample(denoiser, noise, denoiser.schedule, steps, on_step=on_step))
 
 
 def choice_step(schedule: Schedule, steps: int, noise_level: float) -> int:
@@ -71,10 +63,9 @@ def choice_step(schedule: Schedule, steps: int, noise_level: float) -> int:
     return next((i for i, level in enumerate(levels) if level <= noise_level), steps - 1)
 
 
-def sample_best_of(denoiser, scorer: Scorer, noise: np.ndarray, seeds: list[list[bytes]], steps: int,
-                   noise_level: float, on_step=None, progress=None, eta: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Paint the best of K candidates for each of N paintings: `noise` is (K, N, 3, 64, 64), candidate 0 first,
-    started from the K lists of N candidate seeds `seeds`, whose step noise a stochastic sampler (`eta` above 0) adds.
+def sample_best_of(denoiser, scorer: Scorer, noise: np.ndarray, steps: int, noise_level: float, on_step=None,
+                   progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """Paint the best of K candidates for each of N paintings: `noise` is (K, N, 3, 64, 64), candidate 0 first.
 
     Every candidate is painted up to the choice step (`choice_step`); the scorer scores each one's predicted
     image there, and only each painting's best is painted to the end: K times the first steps, once the rest.
@@ -87,9 +78,7 @@ def sample_best_of(denoiser, scorer: Scorer, noise: np.ndarray, seeds: list[list
     k, n = noise.shape[:2]
     choose_at = choice_step(denoiser.schedule, steps, noise_level)
     early = []  # every candidate's predictions up to the choice, kept for on_step
-    every = seeded_step_noise([seed for row in seeds for seed in row])
-    for i, x0, x in ddim_steps(denoiser, noise.reshape(k * n, *noise.shape[2:]), denoiser.schedule, steps, eta=eta,
-                               step_noise=every):
+    for i, x0, x in ddim_steps(denoiser, noise.reshape(k * n, *noise.shape[2:]), denoiser.schedule, steps):
         if on_step is not None:
             early.append(x0.reshape(k, n, *x0.shape[1:]))
         if progress is not None:
@@ -107,9 +96,7 @@ def sample_best_of(denoiser, scorer: Scorer, noise: np.ndarray, seeds: list[list
         picks = ranked[rank, todo]
         final, predictions = x0[picks, todo], []
         if x is not None:  # the choice came before the last step: finish the picks
-            picked = seeded_step_noise([seeds[pick][j] for pick, j in zip(picks, todo)])
-            for _, final, _ in ddim_steps(denoiser, x[picks, todo], denoiser.schedule, steps, start=choose_at + 1,
-                                          eta=eta, step_noise=picked):
+            for _, final, _ in ddim_steps(denoiser, x[picks, todo], denoiser.schedule, steps, start=choose_at + 1):
                 if on_step is not None:
                     predictions.append(final)
                 if progress is not None and rank == 0:
@@ -144,16 +131,15 @@ class Paintings:
     images: np.ndarray  # (N, 64, 64, 3) uint8
     candidates: np.ndarray  # (N,) the candidate each painting started from (0: the day's own noise)
     noise: np.ndarray  # (N, 3, 64, 64) the noise each started from
-    seeds: tuple[bytes, ...]  # the seed of each one's candidate (its step noise's, with a stochastic sampler)
 
 
 class Painter:
     """A weights folder's network (and its choice among candidates, if it ships one), loaded once, painting any
-    number of seeds, with the folder's sampler (`eta` above 0: stochastic, DDIM's eta)."""
+    number of seeds."""
 
-    def __init__(self, denoiser, choice: Choice | None = None, eta: float = 0.0):
-        self.denoiser, self.choice, self.eta = denoiser, choice, eta
-        self._painted = {}  # (seed, steps): (image, candidate, noise, candidate's seed): a day asked twice is painted once
+    def __init__(self, denoiser, choice: Choice | None = None):
+        self.denoiser, self.choice = denoiser, choice
+        self._painted = {}  # (seed, steps): (image, candidate, noise), so a day asked for twice is painted once
 
     @classmethod
     def load(cls, weights: Path | None = None, backend: str = "onnx", threads: int | None = None,
@@ -165,8 +151,7 @@ class Painter:
             raise PaintError(f"unknown backend {backend!r}: choose one of {', '.join(BACKENDS)}")
         directory = weights or default_weights_dir()
         try:
-            return cls(load_denoiser(directory, backend, threads, guidance), load_choice(directory, candidates),
-                       shipped_eta(read_config(directory)))
+            return cls(load_denoiser(directory, backend, threads, guidance), load_choice(directory, candidates))
         except WeightsError as error:
             raise PaintError(str(error)) from None
         except ModuleNotFoundError as error:
@@ -192,27 +177,22 @@ class Painter:
         except ValueError as error:  # steps out of range
             raise PaintError(str(error)) from None
         if on_step is None and seeds and all((seed, steps) in self._painted for seed in seeds):
-            images, chosen, noise, chosen_seeds = zip(*(self._painted[seed, steps] for seed in seeds))
-            return Paintings(np.stack(images), np.stack(chosen), np.stack(noise), chosen_seeds)
+            return Paintings(*(np.stack(parts) for parts in zip(*(self._painted[seed, steps] for seed in seeds))))
         if self.choice is None:
             noise = starting_noise(seeds)
-            images = self.paint_noise(noise, steps, on_step, progress, seeded_step_noise(seeds))
-            painted = Paintings(images, np.zeros(len(seeds), int), noise, tuple(seeds))
+            painted = Paintings(self.paint_noise(noise, steps, on_step, progress), np.zeros(len(seeds), int), noise)
         else:
-            grid = [[candidate_seed(seed, k) for seed in seeds] for k in range(self.choice.candidates)]
-            noise = np.stack([starting_noise(row) for row in grid])
-            images, chosen = sample_best_of(self.denoiser, self.choice.scorer, noise, grid, steps,
-                                            self.choice.noise_level, on_step, progress, self.eta)
-            painted = Paintings(images, chosen, noise[chosen, np.arange(len(seeds))],
-                                tuple(grid[k][j] for j, k in enumerate(chosen)))
-        for seed, *parts in zip(seeds, painted.images, painted.candidates, painted.noise, painted.seeds):
-            self._painted[seed, steps] = tuple(np.copy(part) for part in parts[:3]) + (parts[3],)
+            noise = np.stack([starting_noise([candidate_seed(seed, k) for seed in seeds])
+                              for k in range(self.choice.candidates)])
+            images, chosen = sample_best_of(self.denoiser, self.choice.scorer, noise, steps, self.choice.noise_level,
+                                            on_step, progress)
+            painted = Paintings(images, chosen, noise[chosen, np.arange(len(seeds))])
+        for seed, *parts in zip(seeds, painted.images, painted.candidates, painted.noise):
+            self._painted[seed, steps] = tuple(np.copy(part) for part in parts)
         return painted
 
-    def paint_noise(self, noise: np.ndarray, steps: int = 50, on_step=None, progress=None,
-                    step_noise=None) -> np.ndarray:
-        """The raccoons painted from a batch of starting noise (N, 3, 64, 64), with no choice: (N, 64, 64, 3).
-        A stochastic sampler also needs `step_noise(i)`, the batch's fresh noise after step i (`seeded_step_noise`)."""
+    def paint_noise(self, noise: np.ndarray, steps: int = 50, on_step=None, progress=None) -> np.ndarray:
+        """The raccoons painted from a batch of starting noise (N, 3, 64, 64), with no choice: (N, 64, 64, 3)."""
 
         def each_step(i, x0):
             if on_step is not None:
@@ -221,7 +201,7 @@ class Painter:
                 progress()
 
         try:
-            return sample(self.denoiser, noise, steps, each_step, self.eta, step_noise)
+            return sample(self.denoiser, noise, steps, each_step)
         except ValueError as error:  # steps out of range
             raise PaintError(str(error)) from None
 
@@ -238,7 +218,7 @@ def load_choice(directory: Path, candidates: int | None = None) -> Choice | None
     if "choice" not in config:
         raise WeightsError(f"the weights at {directory} ship no scorer to choose among candidates, so candidates "
                            "must be 1")
-    return Choice(Scorer.load(directory, head=config["choice"]["rule"] != CLOSENESS_RULE), candidates,
+    return Choice(Scorer.load(directory, head=config["choice"]["rule"] == HEAD_RULE), candidates,
                   config["choice"]["noise_level"])
 
 
@@ -334,8 +314,6 @@ class Request:
         # The parameters and what the config says of them; not the ONNX graphs, which are exported from the config's
         # network and can be exported anew without changing a painting.
         settings = {name: config.get(name) for name in ("model", "schedule", "guide", "choice")}
-        if "sampler" in config:  # so that a folder with none keeps its key
-            settings["sampler"] = config["sampler"]
         settings["parameters"] = {name: digest for name, digest in config["files"].items()
                                   if not name.endswith(".onnx")}
         settings.update(steps=self.steps, backend=self.backend,
@@ -710,15 +688,8 @@ def paint_morph(request: MorphRequest, painter: Painter | None = None, progress=
     watch.lap("load")
     ends = painter.paint(list(seeds), request.steps, progress=progress)
     first, last = ends.noise
-    fractions = [i / (request.frames - 1) for i in range(1, request.frames - 1)]
-    walk = [slerp(first, last, fraction)[None] for fraction in fractions]
-
-    def walked_step_noise(i):  # a stochastic sampler's fresh noise walks the same arcs between the two days'
-        start_noise, end_noise = (step_noise(seed, i, IMAGE_SHAPE) for seed in ends.seeds)
-        return np.concatenate([slerp(start_noise, end_noise, fraction) for fraction in fractions])
-
-    inside = painter.paint_noise(np.concatenate(walk), request.steps, progress=progress,
-                                 step_noise=walked_step_noise) if walk else []
+    walk = [slerp(first, last, i / (request.frames - 1))[None] for i in range(1, request.frames - 1)]
+    inside = painter.paint_noise(np.concatenate(walk), request.steps, progress=progress) if walk else []
     there = [ends.images[0], *inside, ends.images[1]]
     watch.lap("paint")
     loop = there + there[-2:0:-1]

@@ -19,7 +19,7 @@ import numpy as np
 import safetensors.numpy
 from safetensors import SafetensorError
 
-from raccoon.day import CANDIDATE_RULES, MAX_CANDIDATES, STEP_NOISE_RULE
+from raccoon.day import CANDIDATE_RULES, MAX_CANDIDATES
 from raccoon.diffusion import Schedule
 from raccoon.files import write_atomically
 
@@ -120,11 +120,6 @@ def shipped_guidance(config: dict) -> float:
     return config["guide"]["guidance"] if "guide" in config else 1.0
 
 
-def shipped_eta(config: dict) -> float:
-    """How stochastic a folder's sampler is (DDIM's eta): its sampler's, else 0 (deterministic DDIM)."""
-    return config["sampler"]["eta"] if "sampler" in config else 0.0
-
-
 def shipped_candidates(config: dict) -> int:
     """How many candidates a folder chooses among unless told otherwise: its choice's, else 1 (the day's own)."""
     return config["choice"]["candidates"] if "choice" in config else 1
@@ -146,11 +141,6 @@ def read_config(directory: Path) -> dict:
             check_noise_levels(*config["guide"]["noise_levels"])
         if "choice" in config:
             check_choice(config["choice"])
-        if "sampler" in config:
-            eta = config["sampler"]["eta"]
-            # Step noise comes with candidate rule 3, which an older painter refuses instead of ignoring the eta.
-            if not (isinstance(eta, (int, float)) and 0 < eta <= 1 and config["choice"]["rule"] == STEP_NOISE_RULE):
-                raise TypeError("sampler")
     except FileNotFoundError:
         raise WeightsError(f"no weights at {directory} ({CONFIG_FILE} missing)") from None
     except OSError as error:  # not a folder, not readable

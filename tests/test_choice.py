@@ -8,14 +8,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image, ImageSequence
+from PIL import Image
 
 from conftest import copy_weights
 from raccoon.backends import PAINT_THREADS
 from raccoon.day import DayRecord, candidate_seed
 from raccoon.diffusion import ddim_timesteps
 from raccoon.painting import (CommitSource, DayRequest, MorphRequest, Painter, PaintError, choice_step, paint_morph,
-                              seeded_step_noise, slerp, starting_noise, to_uint8_batch)
+                              slerp, starting_noise, to_uint8_batch)
 from raccoon.pretrained import CONFIG_FILE, WeightsError, read_config, record_file, write_parameters
 from raccoon.scorer import (COPY_COSINE, CROPS_FILE, CROPS_TENSOR, HEAD_FILE, SCORER_GRAPH, Scorer, fit_head,
                             head_scores)
@@ -65,15 +65,14 @@ def test_choice_step_follows_the_noise_level(chooser_weights):
 
 
 def scores_at_choice(painter, seeds, steps):
-    """Every candidate painted alone (with its step noise, if the sampler is stochastic), ranked by the scorer at
-    the choice step: (K, N)."""
-    alone = Painter(painter.denoiser, eta=painter.eta)
+    """Every candidate painted alone, ranked by the scorer at the choice step: (K, N)."""
+    alone = Painter(painter.denoiser)
     at = choice_step(painter.denoiser.schedule, steps, painter.choice.noise_level)
     scores = []
     for k in range(painter.candidates):
-        kept, candidates = {}, [candidate_seed(s, k) for s in seeds]
-        alone.paint_noise(starting_noise(candidates), steps, on_step=lambda i, x0: kept.setdefault(i, x0),
-                          step_noise=seeded_step_noise(candidates))
+        kept = {}
+        alone.paint_noise(starting_noise([candidate_seed(s, k) for s in seeds]), steps,
+                          on_step=lambda i, x0: kept.setdefault(i, x0))
         scores.append(painter.choice.scorer.rank(to_uint8_batch(kept[at])))
     return np.array(scores)
 
@@ -221,8 +220,8 @@ def rewrite_choice(folder, tmp_path, **entries):
 
 
 def test_weights_of_a_newer_candidate_rule_ask_for_an_upgrade(chooser_weights, tmp_path):
-    with pytest.raises(WeightsError, match="candidate rule 4, which this raccoon-action predates: upgrade it"):
-        read_config(rewrite_choice(chooser_weights, tmp_path, rule=4, noise_level="a newer rule's own entry"))
+    with pytest.raises(WeightsError, match="candidate rule 3, which this raccoon-action predates: upgrade it"):
+        read_config(rewrite_choice(chooser_weights, tmp_path, rule=3, noise_level="a newer rule's own entry"))
 
 
 def test_the_head_orders_answers_it_was_fitted_to():
@@ -367,69 +366,3 @@ def test_the_report_names_the_candidate(raccoon, chooser_weights, tmp_path):
     painted = Painter.load(chooser_weights).paint(SEEDS[1:2], STEPS)
     assert (report["candidates"], report["candidate"]) == (3, int(painted.candidates[0]))
     assert np.asarray(Image.open(tmp_path / "r.png").convert("RGB")).tobytes() == painted.images[0].tobytes()
-
-
-@pytest.fixture(scope="module")
-def stochastic_weights(chooser_weights, tmp_path_factory):
-    """The tiny chooser ranking by a learned head and painting with DDIM eta 1 (candidate rule 3)."""
-    from raccoon.export import export_head, export_sampler
-
-    folder = copy_weights(chooser_weights, tmp_path_factory.mktemp("tiny-stochastic"))
-    judged = Scorer.load(folder).features(np.random.default_rng(4).integers(0, 256, (12, 64, 64, 3), dtype=np.uint8))
-    export_head(folder, answers_file(tmp_path_factory.mktemp("answers") / "answers.safetensors", judged, [0, 1] * 6))
-    export_sampler(folder, 1.0)
-    return folder
-
-
-def test_a_stochastic_sampler_paints_each_choice_as_its_candidate_alone(stochastic_weights, chooser_weights):
-    """Step noise drawn from each candidate's seed: the pick is the argmax at the choice step of every candidate
-    painted alone, finished to the same bits as alone, and not what deterministic DDIM paints from that noise."""
-    config = read_config(stochastic_weights)
-    assert (config["choice"]["rule"], config["sampler"]) == (3, {"eta": 1.0})
-    painter = Painter.load(stochastic_weights)
-    assert painter.eta == 1.0
-    painted = painter.paint(SEEDS, STEPS)
-    assert painted.candidates.tolist() == scores_at_choice(painter, SEEDS, STEPS).argmax(axis=0).tolist()
-    own = Painter.load(stochastic_weights, candidates=1)
-    for j, (seed, k) in enumerate(zip(SEEDS, painted.candidates)):
-        candidate = candidate_seed(seed, int(k))
-        assert painted.seeds[j] == candidate
-        assert painted.images[j].tobytes() == own.paint([candidate], STEPS).images[0].tobytes()
-        deterministic = Painter(painter.denoiser).paint_noise(starting_noise([candidate]), STEPS)[0]
-        assert painted.images[j].tobytes() != deterministic.tobytes()
-    assert DayRequest(weights=stochastic_weights).painting_key() != DayRequest(weights=chooser_weights).painting_key()
-
-
-def test_a_stochastic_morph_ends_on_the_days_raccoons(stochastic_weights, tmp_path, clean_env):
-    """The walk's step noise follows the same arcs as its starting noise, so its frames are set by the two days and
-    the frames next to each day's raccoon stay close to it."""
-    request = MorphRequest(start=datetime.date(2024, 3, 1), end=datetime.date(2024, 3, 2), frames=9,
-                           commits=CommitSource(source="none"), steps=STEPS, out=tmp_path / "m.gif", size=64)
-    painter = Painter.load(stochastic_weights)
-    paint_morph(request, painter)
-    again = tmp_path / "again.gif"
-    paint_morph(replace(request, out=again), Painter.load(stochastic_weights))
-    assert (tmp_path / "m.gif").read_bytes() == again.read_bytes()
-    with Image.open(tmp_path / "m.gif") as gif:
-        frames = [np.asarray(frame.convert("RGB"), dtype=int) for frame in ImageSequence.Iterator(gif)]
-    days = painter.paint(SEEDS[:2], STEPS).images.astype(int)
-    assert np.abs(frames[0] - days[0]).mean() < np.abs(frames[0] - days[1]).mean() / 3
-    assert np.abs(frames[1] - days[0]).mean() < np.abs(frames[7] - days[0]).mean()
-
-
-@pytest.mark.parametrize("sampler, rule", [({"eta": 1.0}, 2), ({"eta": 2.0}, 3), ({"eta": 0}, 3), ({"eta": "1"}, 3)])
-def test_a_malformed_sampler_is_one_line(stochastic_weights, tmp_path, sampler, rule):
-    copy = rewrite_choice(stochastic_weights, tmp_path, rule=rule)
-    config = json.loads((copy / CONFIG_FILE).read_text())
-    config["sampler"] = sampler
-    (copy / CONFIG_FILE).write_text(json.dumps(config))
-    with pytest.raises(WeightsError, match="is not a valid raccoon weights config"):
-        read_config(copy)
-
-
-def test_export_eta_needs_a_learned_head(raccoon, chooser_weights, tmp_path):
-    copy = copy_weights(chooser_weights, tmp_path / "weights")
-    config = (copy / CONFIG_FILE).read_bytes()
-    run = raccoon("export", "--weights", copy, "--eta", "1")
-    assert run.code == 2 and "rank no candidates by a learned head" in run.err.strip().splitlines()[-1], run.err
-    assert "Traceback" not in run.err and (copy / CONFIG_FILE).read_bytes() == config

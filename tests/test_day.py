@@ -2,13 +2,11 @@
 
 import datetime
 import hashlib
-import math
-import struct
 
 import numpy as np
 import pytest
 
-from raccoon.day import DayRecord, gaussian_noise, step_noise
+from raccoon.day import DayRecord, gaussian_noise
 
 DAY = datetime.date(2024, 1, 2)
 SHA_A, SHA_B = "a" * 40, "b" * 40
@@ -82,31 +80,3 @@ def test_noise_is_standard_normal():
     noise = gaussian_noise(bytes(32), (200_000,))
     assert abs(noise.mean()) < 0.01
     assert abs(noise.std() - 1) < 0.01
-
-
-# step_noise(bytes(range(32)), 0, (6,)): the bits every CPU adds after the first step (see day.py)
-GOLDEN_STEP_NOISE = np.array([0.26950883865356445, -2.1719603538513184, 0.2408590465784073, -1.376778244972229,
-                              -0.23442211747169495, 0.5219278335571289], dtype=np.float32)
-
-
-def test_step_noise_is_the_documented_stream():
-    """SHAKE-256 of seed, "step" and the step, made normal by Box-Muller: within float32 rounding of Python's math
-    doing the same, and pinned to the bits."""
-    seed = bytes(range(32))
-    words = struct.unpack(">6Q", hashlib.shake_256(seed + b"step" + (0).to_bytes(8, "big")).digest(48))
-    uniforms = [((w >> 11) + 0.5) / 2.0**53 for w in words]
-    expected = []
-    for u1, u2 in zip(uniforms[0::2], uniforms[1::2]):
-        radius = math.sqrt(-2.0 * math.log(u1))
-        expected += [radius * math.cos(2 * math.pi * u2), radius * math.sin(2 * math.pi * u2)]
-    noise = step_noise(seed, 0, (6,))
-    assert noise.dtype == np.float32
-    np.testing.assert_allclose(noise, expected, rtol=1e-6, atol=1e-7)
-    np.testing.assert_array_equal(noise, GOLDEN_STEP_NOISE)
-    assert not np.array_equal(step_noise(seed, 1, (6,)), noise) and not np.array_equal(step_noise(bytes(32), 0, (6,)), noise)
-
-
-def test_step_noise_is_standard_normal():
-    noise = step_noise(bytes(32), 7, (200_000,)).astype(np.float64)
-    assert abs(noise.mean()) < 0.01 and abs(noise.var() - 1) < 0.01
-    assert abs(((noise - noise.mean()) ** 4).mean() / noise.var() ** 2 - 3) < 0.05  # Gaussian tails, not uniform's
