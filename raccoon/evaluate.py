@@ -60,10 +60,11 @@ PAIR_ROWS = 8
 # held-out set, fixed here before any candidate was painted on it, is painted once, for a final candidate's
 # headline numbers (the model card says which numbers come from which). "held-out" (fixed in session 6) was spent
 # on weights v0.6, "held-out-2" (fixed in session 7) on v0.7, "held-out-3" (fixed in session 8) on a candidate that
-# did no better than v0.7 there (not shipped); "held-out-4" was fixed in session 9, before anything was painted on
-# it, for the next candidate.
+# did no better than v0.7 there (not shipped), "held-out-4" (fixed in session 9) on another such candidate;
+# "held-out-5" was fixed in session 9, before anything was painted on it, for the next candidate.
 SPLITS = {"tuning": TUNING_START, "held-out": datetime.date(2029, 1, 1), "held-out-2": datetime.date(2031, 1, 1),
-          "held-out-3": datetime.date(2033, 1, 1), "held-out-4": datetime.date(2035, 1, 1)}
+          "held-out-3": datetime.date(2033, 1, 1), "held-out-4": datetime.date(2035, 1, 1),
+          "held-out-5": datetime.date(2037, 1, 1)}
 HELD_OUT_DAYS = 128
 SHEET_TILES = 16  # tiles a reviewer judges at once
 
@@ -305,9 +306,9 @@ def parse_args(argv):
     p.add_argument("--split", choices=tuple(SPLITS), default="tuning",
                    help="tuning: the days every choice is made on (from 2026-01-01, the model card's grid); "
                         f"held-out: {HELD_OUT_DAYS} days from 2029-01-01, spent on weights v0.6; held-out-2: "
-                        f"from 2031-01-01, spent on v0.7; held-out-3: from 2033-01-01, spent on a candidate not "
-                        "shipped; held-out-4: from 2035-01-01, for the next final candidate only "
-                        "(default: %(default)s)")
+                        f"from 2031-01-01, spent on v0.7; held-out-3 and held-out-4: from 2033-01-01 and "
+                        "2035-01-01, spent on candidates not shipped; held-out-5: from 2037-01-01, for the next "
+                        "final candidate only (default: %(default)s)")
     p.add_argument("--labels", type=Path, metavar="JSON",
                    help="blind answers per day ({\"YYYY-MM-DD\": {\"normal\": true, \"strict\": false}, ...}): "
                         "report how well the recognizability proxy predicts each reviewer's (AUC)")
