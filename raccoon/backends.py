@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from raccoon.diffusion import Schedule
-from raccoon.pretrained import (GRAPH_FILE, GUIDE_FILE, WEIGHTS_FILE, WeightsError, load_weights, read_config,
-                                shipped_guidance)
+from raccoon.pretrained import (GRAPH_FILE, GUIDE_FILE, WEIGHTS_FILE, WeightsError, first_line, load_weights,
+                                read_config, shipped_guidance)
 
 PAINT_THREADS = 2  # ONNX Runtime's threads on any machine: GitHub's smallest runners have 2 CPUs
 SHARE_LANES_FROM = 8  # images in a batch from which the network's unguided work is shared between lanes (Autoguided)
@@ -39,8 +39,7 @@ def onnx_session(graph: Path, parameters: dict[str, np.ndarray], threads: int | 
     try:
         return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
     except Exception as e:  # ORT raises its own Fail/InvalidGraph types
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise WeightsError(f"ONNX Runtime cannot load {graph}: {message}") from None
+        raise WeightsError(f"ONNX Runtime cannot load {graph}: {first_line(e)}") from None
 
 
 class OnnxDenoiser:

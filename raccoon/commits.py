@@ -44,6 +44,12 @@ class RangeCommits:
     incomplete: str = ""  # why GitHub's answer may miss commits; empty when it is complete
     warnings: tuple[str, ...] = ()  # one line each, for the caller to show: how the source got its answer
 
+    @classmethod
+    def without_commits(cls, source: str, first: datetime.date, last: datetime.date) -> "RangeCommits":
+        """Every day of first..last with no commits: what the none source finds, and what the date-only raccoons
+        are painted from when a source fails."""
+        return cls(source, {day: () for day in days_between(first, last)})
+
 
 def day_bounds(date: datetime.date, zone: ZoneInfo) -> tuple[datetime.datetime, datetime.datetime]:
     """The day as [local midnight, next local midnight), aware datetimes in `zone`.
@@ -92,9 +98,11 @@ def resolve_source(source: str, *, user: str | None = None, commits_file: str | 
         return "list"
     if user:
         return "github"
-    if _git(["rev-parse", "--git-dir"], cwd).returncode == 0 and (author or _git_email(cwd)):
-        return "git"
-    return "none"
+    try:
+        in_repository = _git(["rev-parse", "--git-dir"], cwd).returncode == 0
+    except SourceError:  # git is not installed: there is no history to read, as outside a repository
+        return "none"
+    return "git" if in_repository and (author or _git_email(cwd)) else "none"
 
 
 def collect_range(
@@ -127,7 +135,7 @@ def collect_range(
         return github_commits(first, last, zone, user, api_url=api_url, token=environ.get("GITHUB_TOKEN") or None,
                               limits=GitHubLimits.from_env(environ))
     if source == "none":
-        return RangeCommits("none", bucket_by_day((), first, last, zone))
+        return RangeCommits.without_commits("none", first, last)
     raise SourceError(f"unknown commit source {source!r}: choose one of {', '.join(SOURCES)}")
 
 
@@ -217,14 +225,14 @@ class GitHubLimits:
         fields = {"retries": ("RACCOON_GITHUB_RETRIES", int), "backoff": ("RACCOON_GITHUB_BACKOFF", float),
                   "max_wait": ("RACCOON_GITHUB_MAX_WAIT", float), "timeout": ("RACCOON_GITHUB_TIMEOUT", int)}
         values = {}
-        for field, (name, kind) in fields.items():
+        for limit, (name, kind) in fields.items():
             if environ.get(name):
                 try:
-                    values[field] = kind(environ[name])
+                    values[limit] = kind(environ[name])
                 except ValueError:
                     raise SourceError(f"{name} must be a {kind.__name__}, got {environ[name]!r}") from None
-                if not math.isfinite(values[field]) or values[field] < (1 if field == "timeout" else 0):
-                    raise SourceError(f"{name} must be {'1' if field == 'timeout' else 'zero'} or more, "
+                if not math.isfinite(values[limit]) or values[limit] < (1 if limit == "timeout" else 0):
+                    raise SourceError(f"{name} must be {'1' if limit == 'timeout' else 'zero'} or more, "
                                       f"got {environ[name]!r}")
         return cls(**values)
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -22,14 +23,18 @@ def find_photos(root: Path) -> list[Path]:
 
 
 def read_boxes(photo: Path, root: Path) -> list[tuple[int, int, int, int]]:
-    """The VOC boxes (xmin, ymin, xmax, ymax) of a photo, [] when it has no annotation."""
+    """The VOC boxes (xmin, ymin, xmax, ymax) of a photo, [] when it has no annotation; OSError naming the file when
+    it is not Pascal VOC."""
     for xml in (photo.with_suffix(".xml"), *root.rglob(photo.stem + ".xml")):
         if xml.is_file():
             boxes = []
-            for box in ET.parse(xml).getroot().iter("bndbox"):
-                xmin, ymin, xmax, ymax = (int(float(box.findtext(k))) for k in ("xmin", "ymin", "xmax", "ymax"))
-                if xmax > xmin and ymax > ymin:
-                    boxes.append((xmin, ymin, xmax, ymax))
+            try:
+                for box in ET.parse(xml).getroot().iter("bndbox"):
+                    xmin, ymin, xmax, ymax = (int(float(box.findtext(k))) for k in ("xmin", "ymin", "xmax", "ymax"))
+                    if xmax > xmin and ymax > ymin:
+                        boxes.append((xmin, ymin, xmax, ymax))
+            except (ET.ParseError, TypeError, ValueError, OverflowError):  # not XML, or a box without four numbers
+                raise OSError(f"cannot read the boxes in {xml}: not a Pascal VOC annotation") from None
             return boxes
     return []
 
@@ -68,14 +73,21 @@ def difference_hash(image: Image.Image) -> int:
     return int("".join("1" if b else "0" for b in bits), 2)
 
 
-def read_curation(path: Path) -> tuple[frozenset[tuple[str, int]], list[str]]:
-    """The crops a curation file leaves out, as (photo, box) pairs, and the flags it leaves them out for.
+class Curation(NamedTuple):
+    left_out: frozenset[tuple[str, int]]  # the crops left out, as (photo, box) pairs
+    drop: list[str]  # the flags they are left out for
+    sha256: str  # of the file as read, so a run's record names the very file it trained by
+
+
+def read_curation(path: Path) -> Curation:
+    """The crops a curation file leaves out, the flags it leaves them out for, and the file's digest.
 
     The file (docs/data-audit.json) holds reviewers' flags for each crop and, under "drop", the flags that make
     a crop unfit to train on; a crop is named by its photo's path under the data folder and its box's index.
     """
     try:
-        curation = json.loads(Path(path).read_text())
+        content = Path(path).read_bytes()
+        curation = json.loads(content)
         drop = curation["drop"]
         left_out = frozenset((c["photo"], c["box"]) for c in curation["crops"] if set(c["flags"]) & set(drop))
     except OSError as error:
@@ -83,7 +95,7 @@ def read_curation(path: Path) -> tuple[frozenset[tuple[str, int]], list[str]]:
     except (ValueError, KeyError, TypeError, AttributeError):
         raise ValueError(f"{path} is not a curation file (a \"drop\" list of flags and \"crops\" with "
                          "photo, box and flags)") from None
-    return left_out, list(drop)
+    return Curation(left_out, list(drop), hashlib.sha256(content).hexdigest())
 
 
 def load_crops(root: Path, size: int = 64, context: float = 1.0, progress=None,

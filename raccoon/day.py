@@ -19,7 +19,8 @@ versions or platforms.
 
 Weights that choose among candidate paintings (best of K) start candidate k from the noise of
 `candidate_seed(seed, k)`: the day's own seed for k = 0, else SHA-256(seed || "candidate" || k as one byte).
-This is candidate rule 1; the weights' config names the rule it was chosen with.
+Candidate rules 1 and 2 draw them so (they differ in how the candidates are ranked); the weights' config names
+its rule.
 """
 
 import datetime

@@ -30,7 +30,6 @@ from tqdm import tqdm
 from raccoon import options
 from raccoon.backends import BACKENDS
 from raccoon.data import load_crops
-from raccoon.day import MAX_CANDIDATES
 from raccoon.files import write_atomically
 from raccoon.painting import Painter, PaintError
 from raccoon.pretrained import WeightsError, default_weights_dir, read_config
@@ -56,15 +55,13 @@ PIXEL_COPY_RMSE = 22.0
 FEATURE_COPY_COSINE = COPY_COSINE  # the painter's guard on its choice uses the same threshold
 SANITY_BLUR_RADII = (0.5, 1.0, 2.0)
 PAIR_ROWS = 8
-# Whose days a measurement paints. Every choice (recipe, guidance, thresholds) is made on the tuning days; a
-# held-out set, fixed here before any candidate was painted on it, is painted once, for a final candidate's
-# headline numbers (the model card says which numbers come from which). "held-out" (fixed in session 6) was spent
-# on weights v0.6, "held-out-2" (fixed in session 7) on v0.7, "held-out-3" (fixed in session 8) on a candidate that
-# did no better than v0.7 there (not shipped), "held-out-4" (fixed in session 9) on another such candidate;
-# "held-out-5" was fixed in session 9, before anything was painted on it, for the next candidate.
+# Whose days a measurement paints. Every choice (recipe, guidance, thresholds) is made on the tuning days; each
+# held-out set is fixed here before any candidate is painted on it, and painted once, for a final candidate's
+# headline numbers. docs/evaluation.md says which candidate spent which set.
 SPLITS = {"tuning": TUNING_START, "held-out": datetime.date(2029, 1, 1), "held-out-2": datetime.date(2031, 1, 1),
           "held-out-3": datetime.date(2033, 1, 1), "held-out-4": datetime.date(2035, 1, 1),
           "held-out-5": datetime.date(2037, 1, 1)}
+FRESH_SPLIT = "held-out-5"  # the held-out set nothing has been painted on yet: the next final candidate's
 HELD_OUT_DAYS = 128
 SHEET_TILES = 16  # tiles a reviewer judges at once
 
@@ -301,34 +298,30 @@ def parse_args(argv):
                    help="folder of real photos (with optional Pascal VOC boxes), cropped as training crops them")
     p.add_argument("--weights", type=Path, default=None, metavar="DIR",
                    help="weights folder (default: $RACCOON_WEIGHTS, else the shipped weights)")
-    p.add_argument("--samples", type=int, default=128,
+    p.add_argument("--samples", type=options.number_between(int, 1), default=128,
                    help="images to draw: the date-only raccoons of the split's first days (default: %(default)s)")
     p.add_argument("--split", choices=tuple(SPLITS), default="tuning",
                    help="tuning: the days every choice is made on (from 2026-01-01, the model card's grid); "
-                        f"held-out: {HELD_OUT_DAYS} days from 2029-01-01, spent on weights v0.6; held-out-2: "
-                        f"from 2031-01-01, spent on v0.7; held-out-3 and held-out-4: from 2033-01-01 and "
-                        "2035-01-01, spent on candidates not shipped; held-out-5: from 2037-01-01, for the next "
-                        "final candidate only (default: %(default)s)")
+                        f"held-out sets: {HELD_OUT_DAYS} days each, fixed in advance and painted once, for a final "
+                        f"candidate's numbers (docs/evaluation.md); {FRESH_SPLIT} is the one not yet spent "
+                        "(default: %(default)s)")
     p.add_argument("--labels", type=Path, metavar="JSON",
                    help="blind answers per day ({\"YYYY-MM-DD\": {\"normal\": true, \"strict\": false}, ...}): "
                         "report how well the recognizability proxy predicts each reviewer's (AUC)")
-    p.add_argument("--steps", type=int, default=50, help="DDIM steps per image (default: %(default)s)")
+    p.add_argument("--steps", type=options.steps, default=50, help="DDIM steps per image (default: %(default)s)")
     p.add_argument("--backend", choices=sorted(BACKENDS), default="onnx", help="model runtime (default: %(default)s)")
     p.add_argument("--guidance", type=options.guidance, default=None, metavar="W",
                    help="autoguidance by the weights' guide network, 1 for none (default: the weights' own)")
-    p.add_argument("--candidates", type=options.whole_number_between(1, MAX_CANDIDATES), default=None, metavar="K",
+    p.add_argument("--candidates", type=options.candidates, default=None, metavar="K",
                    help="paint the best of K candidates, 1 for each day's own noise (default: the weights' own)")
-    p.add_argument("--batch", type=int, default=16, help="images sampled at once (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: the runtimes' own choice)")
+    p.add_argument("--batch", type=options.number_between(int, 1), default=16, help="images sampled at once (default: %(default)s)")
+    p.add_argument("--threads", type=options.number_between(int, 1), default=None, help="CPU threads (default: the runtimes' own choice)")
     p.add_argument("--out", type=Path, default=Path("runs/eval"), metavar="DIR",
                    help="folder for grid.png, nearest.png and metrics.json (default: %(default)s)")
     p.add_argument("--sanity", action="store_true",
                    help="check the metric instead of a model: half the crops against the other half, blurred "
                         "copies and noise, and the near-copy thresholds; writes metrics.json only")
     args = p.parse_args(argv)
-    for name in ("samples", "steps", "batch", "threads"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            p.error(f"--{name} must be at least 1")
     if not args.sanity and args.samples < 4:
         p.error("--samples must be at least 4 (KID compares subsets of half of them)")
     if args.split != "tuning" and args.samples > HELD_OUT_DAYS:
@@ -444,8 +437,11 @@ def main(argv=None) -> int:
         return _fail(str(error))
     metrics = {"data": str(args.data), "real_crops": len(reals), **metrics}
     metrics["seconds"] = {**metrics.get("seconds", {}), "total": time.time() - start}
-    for name, data in {**pictures, "metrics.json": (json.dumps(metrics, indent=2) + "\n").encode()}.items():
-        write_atomically(args.out / name, data)
+    try:
+        for name, data in {**pictures, "metrics.json": (json.dumps(metrics, indent=2) + "\n").encode()}.items():
+            write_atomically(args.out / name, data)
+    except OSError as error:  # a full disk, or a folder where a result goes
+        return _fail(f"cannot write {error.filename or args.out}: {error.strerror or error}")
     print(_summary(metrics), f"\nwrote {args.out / 'metrics.json'}")
     return 0
 

@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from raccoon import options
 from raccoon.backends import TorchDenoiser, onnx_session
-from raccoon.day import CLOSENESS_RULE, HEAD_RULE, MAX_CANDIDATES
+from raccoon.day import CLOSENESS_RULE, HEAD_RULE
+from raccoon.files import write_atomically
 from raccoon.pretrained import (GRAPH_FILE, GUIDED_NOISE_LEVELS, WeightsError, attach_guide, check_choice,
                                 default_weights_dir, read_config, read_parameters, record_file, write_parameters)
 from raccoon.scorer import (CROPS_FILE, CROPS_TENSOR, FEATURES, HEAD_FILE, RIDGE, SCORER_FILE, SCORER_GRAPH, Scorer,
@@ -35,6 +36,8 @@ from raccoon.scorer import (CROPS_FILE, CROPS_TENSOR, FEATURES, HEAD_FILE, RIDGE
 # Best of K chooses once the noise level is down to this: after 14 of 50 steps, the cheapest choice near the best
 # on the tuning days (the model card's best-of-K table).
 CHOICE_NOISE_LEVEL = 2.3
+# Where a graph says its parameters are. The painter supplies them itself, from model.safetensors or (for the
+# scorer's graph, which carries the same words) scorer.safetensors; changing the words would change the graphs' bytes.
 EXTERNAL_LOCATION = "supplied-at-load-time-from-model.safetensors"
 OPSET = 17
 
@@ -66,7 +69,7 @@ def export_graph(net: torch.nn.Module, inputs: dict[str, torch.Tensor], output: 
     missing = set(parameters) - {i.name for i in graph.graph.initializer}
     if missing:
         raise RuntimeError(f"the exporter renamed or folded parameters: {sorted(missing)[:5]}")
-    onnx.save(graph, path)
+    write_atomically(path, graph.SerializeToString())
     return list(parameters)
 
 
@@ -140,7 +143,7 @@ def main(argv=None) -> int:
     p.add_argument("--scorer", type=Path, metavar="DATA",
                    help="also ship the recognizability scorer, with the features of the real crops of the photos "
                         "in DATA, and paint the best of --candidates by it")
-    p.add_argument("--candidates", type=options.whole_number_between(1, MAX_CANDIDATES), default=4, metavar="K",
+    p.add_argument("--candidates", type=options.candidates, default=4, metavar="K",
                    help="with --scorer, candidates a day (default: %(default)s)")
     p.add_argument("--choose-at", type=options.number_between(float, 0.01, 100), default=CHOICE_NOISE_LEVEL,
                    metavar="SIGMA",
@@ -168,6 +171,10 @@ def main(argv=None) -> int:
             print(f"shipped a head fitted to {answers} blind answers: the candidates are ranked by it")
     except (WeightsError, options.UsageError) as error:
         print(f"raccoon export: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a folder it cannot write to, a full disk
+        print(f"raccoon export: error: cannot write {error.filename or weights}: {error.strerror or error}",
+              file=sys.stderr)
         return 2
     return 0
 

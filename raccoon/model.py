@@ -49,7 +49,7 @@ class ResBlock(nn.Module):
         self.norm2 = nn.GroupNorm(cfg.groups, cout)
         self.dropout = nn.Dropout(cfg.dropout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
-        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
+        nn.init.zeros_(self.conv2.weight)  # each block starts as its skip path (the identity where cin == cout)
         nn.init.zeros_(self.conv2.bias)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
 

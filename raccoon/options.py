@@ -11,29 +11,33 @@ import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from raccoon import render
+from raccoon.day import MAX_CANDIDATES
 
 MIN_STEPS, MAX_STEPS = 1, 1000
 MAX_GUIDANCE = 10.0
 GITHUB_LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
 
 
-LAST_YEAR = 9998  # a day's end is the next midnight: 9999-12-31 would have none
+# A day is searched for by its local midnights: the first day of year 1 begins in year 0 east of UTC, and 9999-12-31
+# ends in year 10000, which Python's dates do not hold.
+FIRST_YEAR, LAST_YEAR = 2, 9998
+YEARS = f"years {FIRST_YEAR} to {LAST_YEAR}"
 
 
 def day(text: str) -> datetime.date:
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) and int(text[:4]) <= LAST_YEAR:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) and FIRST_YEAR <= int(text[:4]) <= LAST_YEAR:
             return datetime.date.fromisoformat(text)
     except ValueError:
         pass
-    raise argparse.ArgumentTypeError(f"not a real date in YYYY-MM-DD form (up to {LAST_YEAR}): {text!r}")
+    raise argparse.ArgumentTypeError(f"not a real date in YYYY-MM-DD form, {YEARS}: {text!r}")
 
 
 def month(text: str) -> datetime.date:
     """A month as YYYY-MM, as the date of its first day."""
-    if re.fullmatch(r"\d{4}-\d{2}", text) and 1 <= int(text[5:]) <= 12 and 1 <= int(text[:4]) <= LAST_YEAR:
+    if re.fullmatch(r"\d{4}-\d{2}", text) and 1 <= int(text[5:]) <= 12 and FIRST_YEAR <= int(text[:4]) <= LAST_YEAR:
         return datetime.date(int(text[:4]), int(text[5:]), 1)
-    raise argparse.ArgumentTypeError(f"not a month in YYYY-MM form (up to {LAST_YEAR}): {text!r}")
+    raise argparse.ArgumentTypeError(f"not a month in YYYY-MM form, {YEARS}: {text!r}")
 
 
 def zone(name: str) -> ZoneInfo:
@@ -65,6 +69,7 @@ def whole_number_between(low: int, high: int):
 
 size = whole_number_between(render.MIN_SIZE, render.MAX_SIZE)
 steps = whole_number_between(MIN_STEPS, MAX_STEPS)
+candidates = whole_number_between(1, MAX_CANDIDATES)  # best of K
 
 
 def guidance(text: str) -> float:

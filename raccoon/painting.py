@@ -172,10 +172,7 @@ class Painter:
         step's predicted images, `progress()` is called once a step. When this painter has painted every one of the
         seeds before, they are not painted again, unless `on_step` wants to see their steps (the Action paints a
         month, then its day)."""
-        try:
-            ddim_timesteps(self.denoiser.schedule.train_steps, steps)
-        except ValueError as error:  # steps out of range
-            raise PaintError(str(error)) from None
+        self.check_steps(steps)
         if on_step is None and seeds and all((seed, steps) in self._painted for seed in seeds):
             return Paintings(*(np.stack(parts) for parts in zip(*(self._painted[seed, steps] for seed in seeds))))
         if self.choice is None:
@@ -200,9 +197,14 @@ class Painter:
             if progress is not None:
                 progress()
 
+        self.check_steps(steps)
+        return sample(self.denoiser, noise, steps, each_step)
+
+    def check_steps(self, steps: int) -> None:
+        """Fail in one line, before any work, when the network's schedule cannot be sampled in `steps` steps."""
         try:
-            return sample(self.denoiser, noise, steps, each_step)
-        except ValueError as error:  # steps out of range
+            ddim_timesteps(self.denoiser.schedule.train_steps, steps)
+        except ValueError as error:
             raise PaintError(str(error)) from None
 
 
@@ -264,7 +266,7 @@ class CommitSource:
             if self.on_error == "fail":
                 raise PaintError(str(error)) from None
             days = "the date-only raccoon" if first == last else f"the date-only raccoons of {first} to {last}"
-            empty = commits.RangeCommits(source, {day: () for day in commits.days_between(first, last)})
+            empty = commits.RangeCommits.without_commits(source, first, last)
             return Commits(empty, str(error), (f"{error}; painted {days} instead",))
         warnings = found.warnings
         if found.incomplete:
@@ -391,8 +393,11 @@ def check_outputs(outputs: dict[str, Path | None], readme: Path | None = None) -
 
 
 def check_size(size: int) -> None:
-    if not render.MIN_SIZE <= size <= render.MAX_SIZE:
-        raise PaintError(f"size must be between {render.MIN_SIZE} and {render.MAX_SIZE}, got {size}")
+    """Fail before painting, not when writing, on a size the PNG cannot have."""
+    try:
+        render.check_size(size)
+    except ValueError as error:
+        raise PaintError(str(error)) from None
 
 
 def alt_text(date: datetime.date, commit_count: int) -> str:

@@ -6,8 +6,9 @@ network's graph with its parameters left out: ONNX Runtime is handed them from t
 file, so one copy of the weights serves both backends). It may also ship `guide.safetensors`, the
 parameters of a less trained version of the same network, which the painter is steered away from
 (autoguidance, see backends.py); the graph serves both parameter sets. And it may ship the scorer that
-picks the best of K candidate paintings (`scorer.onnx`, `scorer.safetensors`, `real-crops.safetensors`,
-see scorer.py), with the rule that derives the candidates from the day's seed (day.py).
+picks the best of K candidate paintings (`scorer.onnx`, `scorer.safetensors`, `real-crops.safetensors`, and
+`scorer-head.safetensors` under candidate rule 2, see scorer.py), with the rule that derives the candidates from
+the day's seed and ranks them (day.py).
 """
 
 import hashlib
@@ -56,13 +57,17 @@ def write_parameters(path: Path, state: dict[str, np.ndarray]) -> None:
     write_atomically(path, safetensors.numpy.save(half))
 
 
+def first_line(error: Exception) -> str:
+    """What a library's exception says, cut to one line for the user (its type, when it says nothing)."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
 def read_parameters(path: Path) -> dict[str, np.ndarray]:
     """The fp32 parameters of a safetensors file; WeightsError if it is not one or holds other than floats."""
     try:
         tensors = safetensors.numpy.load_file(str(path))
     except (SafetensorError, ValueError, OSError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise WeightsError(f"{path} is not a valid safetensors file: {message}") from None
+        raise WeightsError(f"{path} is not a valid safetensors file: {first_line(error)}") from None
     if any(tensor.dtype not in PARAMETER_DTYPES for tensor in tensors.values()):
         raise WeightsError(f"{path} holds tensors other than fp16 or fp32 parameters")
     return {name: tensor.astype(np.float32) for name, tensor in tensors.items()}

@@ -21,13 +21,17 @@ class ReadmeError(Exception):
     """The README cannot take the raccoon; str() is the one-line message for the user."""
 
 
+def check_size(size: int) -> None:
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"size must be between {MIN_SIZE} and {MAX_SIZE}, got {size}")
+
+
 def png_bytes(image: np.ndarray, *, size: int = 256, metadata: dict[str, str] | None = None) -> bytes:
     """The image scaled to size x size with nearest-neighbour (crisp pixel art, exact when size is a multiple
     of 64), with `metadata` as PNG text chunks. No time stamps: the same inputs give the same bytes."""
     if image.shape != (64, 64, 3) or image.dtype != np.uint8:
         raise ValueError(f"expected a 64x64x3 uint8 image, got {image.shape} {image.dtype}")
-    if not MIN_SIZE <= size <= MAX_SIZE:
-        raise ValueError(f"size must be between {MIN_SIZE} and {MAX_SIZE}, got {size}")
+    check_size(size)
     return picture_png(Image.fromarray(image, "RGB").resize((size, size), Image.NEAREST), metadata)
 
 

@@ -21,7 +21,6 @@ EMA, takes the same step; rank 0 alone writes files, logs and samples.
 import argparse
 import copy
 import datetime
-import hashlib
 import io
 import json
 import math
@@ -363,10 +362,9 @@ def curate(args, record: dict) -> frozenset[tuple[str, int]]:
         record.pop("curation", None)
         return frozenset()
     try:
-        left_out, drop = read_curation(args.curation)
+        left_out, drop, digest = read_curation(args.curation)
     except ValueError as error:
         raise TrainError(f"--curation: {error}") from None
-    digest = hashlib.sha256(args.curation.read_bytes()).hexdigest()
     earlier = record.get("curation", {})
     since = earlier["since_step"] if earlier.get("sha256") == digest else record["steps"]
     record["curation"] = {"file": args.curation.name, "sha256": digest, "drop": drop, "left_out": len(left_out),

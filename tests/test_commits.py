@@ -170,6 +170,16 @@ def test_auto_source(git_repo, tmp_path):
     assert resolve_source("auto", author="me@example.com", cwd=git_repo.path) == "git"
 
 
+def test_auto_source_without_git_installed_paints_the_date_alone(git_repo, tmp_path, monkeypatch):
+    """A fresh machine may have no git at all: auto then reads nothing, as outside a repository; only an explicit
+    --source git says that git is missing."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no git on it
+    assert resolve_source("auto", author="me@example.com", cwd=git_repo.path) == "none"
+    with pytest.raises(SourceError, match="git is not installed"):
+        collect_range("git", datetime.date(2024, 5, 1), datetime.date(2024, 5, 1), ZoneInfo("UTC"),
+                      author="me@example.com", cwd=git_repo.path)
+
+
 def test_auto_source_in_github_actions_searches_github_only_for_a_login(git_repo, tmp_path, monkeypatch):
     """GitHub Actions alone names no one to search for: without a login, auto decides as anywhere else."""
     monkeypatch.setenv("GITHUB_ACTIONS", "true")

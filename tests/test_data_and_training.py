@@ -111,8 +111,10 @@ def test_difference_hash_sees_near_copies_not_other_photos():
 
 
 def test_a_curation_file_leaves_out_the_crops_its_flags_rule_out(photo_folder, tmp_path):
-    left_out, drop = read_curation(write_curation(tmp_path / "curation.json"))
+    path = write_curation(tmp_path / "curation.json")
+    left_out, drop, digest = read_curation(path)
     assert left_out == {("photos/p3.png", 0)} and drop == ["text"]
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()
     every, curated = load_crops(photo_folder, size=32), load_crops(photo_folder, size=32, leave_out=left_out)
     kept = [any(np.array_equal(c, e) for c in curated) for e in every]
     assert len(curated) == 4 and kept.count(False) == 1
@@ -140,6 +142,8 @@ def test_empty_or_missing_folder_is_an_error(tmp_path):
     ("no data folder", ["--data", "{tmp}/missing"], "--data: no folder {tmp}/missing"),
     ("not an image", ["--data", "{tmp}/broken"],
      "--data: cannot read {tmp}/broken/photo.png: cannot identify image file"),
+    ("boxes not VOC", ["--data", "{tmp}/badboxes"],
+     "--data: cannot read the boxes in {tmp}/badboxes/photo.xml: not a Pascal VOC annotation"),
     ("missing curation", ["--curation", "{tmp}/nowhere.json"],
      "--curation: cannot read {tmp}/nowhere.json: No such file or directory"),
     ("not a curation file", ["--curation", "{tmp}/broken/photo.png"],
@@ -155,6 +159,9 @@ def test_bad_training_input_is_one_line_and_exit_code_2(problem, flags, message,
     (tmp_path / "empty").mkdir()
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "photo.png").write_text("<html>not a photo</html>")
+    (tmp_path / "badboxes").mkdir()
+    (tmp_path / "badboxes" / "photo.png").write_bytes((photo_folder / "photos" / "p3.png").read_bytes())
+    (tmp_path / "badboxes" / "photo.xml").write_text("<annotation><object><bndbox><xmin>ten</xmin>")
     flags = [flag.format(tmp=tmp_path) for flag in flags]
     argv = ["--data", str(photo_folder), "--init", "none", "--run", str(tmp_path / "run"), "--max-steps", "1", *flags]
     assert train.main(argv) == 2, problem

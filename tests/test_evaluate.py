@@ -210,7 +210,8 @@ def test_sanity_separates_real_from_noise_and_flags_copies(photos, tmp_path, rac
 
 
 @pytest.mark.parametrize("problem", ["no photos", "no weights", "too few samples", "too few photos", "guidance below 1",
-                                     "past the held-out set", "past the second held-out set", "labels not JSON"])
+                                     "past the held-out set", "past the second held-out set", "labels not JSON",
+                                     "results not writable"])
 def test_bad_input_is_one_line_and_exit_2(tiny_weights, photos, tmp_path, raccoon, problem):
     args = {"no photos": ["--data", tmp_path / "empty", "--weights", tiny_weights],
             "no weights": ["--data", photos, "--weights", tmp_path / "nowhere"],
@@ -221,8 +222,10 @@ def test_bad_input_is_one_line_and_exit_2(tiny_weights, photos, tmp_path, raccoo
                                       "--samples", 129],
             "past the second held-out set": ["--data", photos, "--weights", tiny_weights, "--split", "held-out-2",
                                              "--samples", 129],
-            "labels not JSON": ["--data", photos, "--weights", tiny_weights, "--labels", photos / "p0.png"]}[problem]
+            "labels not JSON": ["--data", photos, "--weights", tiny_weights, "--labels", photos / "p0.png"],
+            "results not writable": ["--data", photos, "--sanity"]}[problem]
     (tmp_path / "empty").mkdir()
+    (tmp_path / "eval" / "metrics.json").mkdir(parents=True)  # where the results go, a folder: only the last write fails
     (tmp_path / "two").mkdir()
     for i in range(2):
         Image.fromarray(scene(i, size=96)).save(tmp_path / "two" / f"p{i}.png")
@@ -230,4 +233,4 @@ def test_bad_input_is_one_line_and_exit_2(tiny_weights, photos, tmp_path, raccoo
     run = raccoon("eval", *args, "--out", out)
     last_line = run.err.rstrip("\n").rpartition("\n")[2]  # after any progress bar
     assert run.code == 2 and last_line.startswith("raccoon eval: error: ") and "Traceback" not in run.err
-    assert not (out / "metrics.json").exists()
+    assert not (out / "metrics.json").is_file()
