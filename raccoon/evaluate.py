@@ -314,8 +314,10 @@ def parse_args(argv):
                    help="autoguidance by the weights' guide network, 1 for none (default: the weights' own)")
     p.add_argument("--candidates", type=options.candidates, default=None, metavar="K",
                    help="paint the best of K candidates, 1 for each day's own noise (default: the weights' own)")
-    p.add_argument("--batch", type=options.number_between(int, 1), default=16, help="images sampled at once (default: %(default)s)")
-    p.add_argument("--threads", type=options.number_between(int, 1), default=None, help="CPU threads (default: the runtimes' own choice)")
+    p.add_argument("--batch", type=options.number_between(int, 1), default=16,
+                   help="images sampled at once (default: %(default)s)")
+    p.add_argument("--threads", type=options.number_between(int, 1), default=None,
+                   help="CPU threads (default: the runtimes' own choice)")
     p.add_argument("--out", type=Path, default=Path("runs/eval"), metavar="DIR",
                    help="folder for grid.png, nearest.png and metrics.json (default: %(default)s)")
     p.add_argument("--sanity", action="store_true",
