@@ -30,7 +30,7 @@ from tqdm import tqdm
 from raccoon import options
 from raccoon.backends import BACKENDS
 from raccoon.data import load_crops
-from raccoon.files import write_atomically
+from raccoon.files import cannot_write, write_atomically
 from raccoon.painting import Painter, PaintError
 from raccoon.pretrained import WeightsError, default_weights_dir, read_config
 from raccoon.render import picture_png
@@ -443,7 +443,7 @@ def main(argv=None) -> int:
         for name, data in {**pictures, "metrics.json": (json.dumps(metrics, indent=2) + "\n").encode()}.items():
             write_atomically(args.out / name, data)
     except OSError as error:  # a full disk, or a folder where a result goes
-        return _fail(f"cannot write {error.filename or args.out}: {error.strerror or error}")
+        return _fail(cannot_write(error, args.out))
     print(_summary(metrics), f"\nwrote {args.out / 'metrics.json'}")
     return 0
 

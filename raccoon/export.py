@@ -27,7 +27,7 @@ from tqdm import tqdm
 from raccoon import options
 from raccoon.backends import TorchDenoiser, onnx_session
 from raccoon.day import CLOSENESS_RULE, HEAD_RULE
-from raccoon.files import write_atomically
+from raccoon.files import cannot_write, write_atomically
 from raccoon.pretrained import (GRAPH_FILE, GUIDED_NOISE_LEVELS, WeightsError, attach_guide, check_choice,
                                 default_weights_dir, read_config, read_parameters, record_file, write_parameters)
 from raccoon.scorer import (CROPS_FILE, CROPS_TENSOR, FEATURES, HEAD_FILE, RIDGE, SCORER_FILE, SCORER_GRAPH, Scorer,
@@ -173,8 +173,7 @@ def main(argv=None) -> int:
         print(f"raccoon export: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a folder it cannot write to, a full disk
-        print(f"raccoon export: error: cannot write {error.filename or weights}: {error.strerror or error}",
-              file=sys.stderr)
+        print(f"raccoon export: error: {cannot_write(error, weights)}", file=sys.stderr)
         return 2
     return 0
 

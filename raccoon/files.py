@@ -7,8 +7,16 @@ from pathlib import Path
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder, synced, and os.replace: readers, and a
-    machine that crashed, see the old file or the new one, never half of it."""
+    machine that crashed, see the old file or the new one, never half of it. An OSError names `path`, not the
+    temporary file."""
     path = Path(path)
+    try:
+        _replace_with(path, data)
+    except OSError as error:
+        raise type(error)(error.errno, error.strerror, str(path)) from None
+
+
+def _replace_with(path: Path, data: bytes) -> None:
     if path.exists():
         mode = path.stat().st_mode & 0o777
     else:
@@ -26,3 +34,8 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def cannot_write(error: OSError, where: Path) -> str:
+    """The one line for a failed write: the file it names (else `where`) and why."""
+    return f"cannot write {error.filename or where}: {error.strerror or error}"

@@ -45,8 +45,9 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(files.os, "replace", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as raised:
         save_png(IMAGE, target)
+    assert (raised.value.errno, raised.value.filename) == (28, str(target))  # not the temporary file's name
     assert target.read_bytes() == b"yesterday's raccoon"
     assert os.listdir(tmp_path) == ["r.png"]
 
