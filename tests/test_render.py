@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from raccoon import files, render
+from raccoon import files
 from raccoon.render import README_END, README_START, ReadmeError, png_bytes, readme_block, save_png, update_readme
 
 START, END = README_START.encode(), README_END.encode()
