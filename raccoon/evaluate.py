@@ -60,8 +60,8 @@ PAIR_ROWS = 8
 # headline numbers. docs/evaluation.md says which candidate spent which set.
 SPLITS = {"tuning": TUNING_START, "held-out": datetime.date(2029, 1, 1), "held-out-2": datetime.date(2031, 1, 1),
           "held-out-3": datetime.date(2033, 1, 1), "held-out-4": datetime.date(2035, 1, 1),
-          "held-out-5": datetime.date(2037, 1, 1)}
-FRESH_SPLIT = "held-out-5"  # the held-out set nothing has been painted on yet: the next final candidate's
+          "held-out-5": datetime.date(2037, 1, 1), "held-out-6": datetime.date(2039, 1, 1)}
+FRESH_SPLIT = "held-out-6"  # the held-out set nothing has been painted on yet: the next final candidate's
 HELD_OUT_DAYS = 128
 SHEET_TILES = 16  # tiles a reviewer judges at once
 

@@ -226,7 +226,9 @@ def plot_trajectory(samples: Path, rows: int = 8) -> Image.Image:
 
 def parse_args(argv):
     p = options.Parser(prog="raccoon train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, required=True, help="folder of photos with optional Pascal VOC boxes")
+    p.add_argument("--data", type=Path, action="append", required=True,
+                   help="folder of photos with optional Pascal VOC boxes; give it again to add another folder "
+                   "(such as `raccoon self-paint`'s)")
     p.add_argument("--curation", type=Path, help="train without the crops this file's flags rule out "
                    "(docs/data-audit.json; default: every crop)")
     p.add_argument("--run", "--run-dir", type=Path, default=Path("runs/main"),
@@ -342,14 +344,16 @@ def adopt_recipe(record: dict, args, world_size: int) -> float:
                record["cooldown"][1] if "cooldown" in record else math.inf)
 
 
-def load_images(data: Path, size: int, jitter: float, progress: bool,
+def load_images(folders: list[Path], size: int, jitter: float, progress: bool,
                 leave_out: frozenset[tuple[str, int]] = frozenset()) -> torch.Tensor:
-    """The folder's crops as (N, 3, S, S) in [-1, 1]: S = size, or with jitter the wider, sharper sources that
-    jittered_crop cuts crops from."""
+    """The folders' crops, in order, as (N, 3, S, S) in [-1, 1]: S = size, or with jitter the wider, sharper sources
+    that jittered_crop cuts crops from."""
     source_size, context = (round(2 * size * JITTER_CONTEXT), JITTER_CONTEXT) if jitter > 0 else (size, 1.0)
     try:
-        crops = load_crops(data, source_size, context, leave_out=leave_out,
-                           progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo", disable=not progress))
+        crops = np.concatenate([
+            load_crops(folder, source_size, context, leave_out=leave_out,
+                       progress=lambda xs: tqdm(xs, desc="reading photos", unit="photo", disable=not progress))
+            for folder in folders])
     except OSError as error:  # no folder, no photos, or one that is not an image
         raise TrainError(f"--data: {error}") from None
     return torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 127.5 - 1
@@ -467,9 +471,10 @@ def train(args, ranks: Ranks) -> None:
     stop_at = adopt_recipe(state.record, args, ranks.world_size)
     leave_out = curate(args, state.record)
     images = load_images(args.data, state.model_cfg.image_size, state.record["jitter"], ranks.main, leave_out)
-    ranks.print(f"{len(images)} crops from {args.data}" + (f", {len(leave_out)} left out by {args.curation}"
-                                                            if leave_out else ""))
-    state.record.update(data=str(args.data), crops=len(images),
+    data = " + ".join(map(str, args.data))
+    ranks.print(f"{len(images)} crops from {data}" + (f", {len(leave_out)} left out by {args.curation}"
+                                                       if leave_out else ""))
+    state.record.update(data=data, crops=len(images),
                         parameters=sum(p.numel() for p in state.net.parameters()))
     fit(state, images, args, ranks, stop_at)
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: a clean environment, a CLI runner, a tiny real model, a fake GitHub, a throwaway git repository."""
+"""Shared fixtures: a clean environment, a CLI runner, a tiny real model (and one that chooses among candidates), a
+fake GitHub, a throwaway git repository."""
 
 import datetime
 import io
@@ -8,7 +9,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))  # lets tests import fake_github
 
@@ -73,6 +76,27 @@ def guided_weights(tmp_path_factory, tiny_weights) -> Path:
 
     folder = copy_weights(tiny_weights, tmp_path_factory.mktemp("tiny-guided"))
     attach_guide(folder, save_tiny_network(tmp_path_factory.mktemp("tiny-guide"), seed=1), guidance=2.0)
+    return folder
+
+
+def photos(folder, count=6):
+    """Smooth coloured scenes, as photos the data loader crops."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        Image.fromarray(small).resize((96, 80), Image.Resampling.BICUBIC).save(folder / f"p{i}.png")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def chooser_weights(tmp_path_factory, guided_weights):
+    """The tiny guided network with the real scorer (EfficientNet-Lite0) and a few fixture photos' features, best of
+    3 chosen at noise level 2.3 (the shipped level)."""
+    from raccoon.export import export_scorer
+
+    folder = copy_weights(guided_weights, tmp_path_factory.mktemp("tiny-chooser"))
+    export_scorer(folder, photos(tmp_path_factory.mktemp("photos") / "photos"), candidates=3, noise_level=2.3)
     return folder
 
 

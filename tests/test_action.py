@@ -162,7 +162,7 @@ def make_workspace(path: Path) -> Path:
 
 
 def run_action(image: str, workspace: Path, api_url: str, token: str = TOKEN, **inputs) -> Run:
-    """Run the container as GitHub's runner would for `uses: owner/raccoon-action@v2` with `inputs`."""
+    """Run the container as GitHub's runner would for `uses: owner/raccoon-action@v3` with `inputs`."""
     unknown = set(inputs) - set(ACTION["inputs"])
     assert not unknown, f"not inputs of action.yml: {unknown}"
     file_commands = workspace.parent / f"{workspace.name}-file-commands"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import copy_weights
+from conftest import copy_weights, photos
 from raccoon.backends import PAINT_THREADS
 from raccoon.day import DayRecord, candidate_seed
 from raccoon.diffusion import ddim_timesteps
@@ -23,27 +23,6 @@ from raccoon.scorer import (COPY_COSINE, CROPS_FILE, CROPS_TENSOR, HEAD_FILE, SC
 
 STEPS = 6
 SEEDS = [DayRecord.of(datetime.date(2024, 3, day), []).seed() for day in (1, 2, 3)]
-
-
-def photos(folder, count=6):
-    """Smooth coloured scenes, as photos the data loader crops."""
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((96, 80), Image.Resampling.BICUBIC).save(folder / f"p{i}.png")
-    return folder
-
-
-@pytest.fixture(scope="session")
-def chooser_weights(tmp_path_factory, guided_weights):
-    """The tiny guided network with the real scorer (EfficientNet-Lite0) and a few fixture photos' features, best of
-    3 chosen at noise level 2.3 (the shipped level)."""
-    from raccoon.export import export_scorer
-
-    folder = copy_weights(guided_weights, tmp_path_factory.mktemp("tiny-chooser"))
-    export_scorer(folder, photos(tmp_path_factory.mktemp("photos") / "photos"), candidates=3, noise_level=2.3)
-    return folder
 
 
 def test_candidate_rule_is_the_documented_hash():

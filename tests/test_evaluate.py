@@ -176,7 +176,7 @@ def test_auc_counts_the_pairs_a_score_puts_in_order():
 
 
 @pytest.mark.parametrize("split, year", [("held-out", 2029), ("held-out-2", 2031), ("held-out-3", 2033),
-                                          ("held-out-4", 2035), ("held-out-5", 2037)])
+                                          ("held-out-4", 2035), ("held-out-5", 2037), ("held-out-6", 2039)])
 def test_the_proxy_is_scored_against_blind_labels_on_a_split(tiny_weights, photos, tmp_path, raccoon, split, year):
     days = [f"{year}-01-{d:02d}" for d in range(1, 7)]
     labels = {day: {"normal": i % 2 == 0, "strict": i < 2} for i, day in enumerate(days[:5])}

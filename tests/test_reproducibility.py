@@ -52,13 +52,12 @@ def shipped_weights() -> Path:
 
 # The contract of a release: these days paint these PNGs (64x64) with the shipped weights and sampler. A new
 # weights version or sampler changes every day's raccoon, and must change these on purpose (README, versions).
-# Since 2.0.0 (weights v0.7, best of 4 ranked by the learned head) the three days paint candidates 3, 0 and 2, the
-# pixels of 1.0.0's; the PNGs differ in their raccoon:painting chunk, which names the new choice.
+# Since 3.0.0: weights v0.8, v0.7's network fine-tuned on its own best paintings, same sampler and choice.
 PINNED_DAYS = {
-    ("2026-01-06", ()): "819d153ae687b49db5b92b007ed88c7975d5692a62f70416f758db9055db7bf0",
-    ("2026-07-04", ()): "c51c9192939c4dffbd4e32ab64a141b653467293f020e217d3f9b4104cdc7de0",
+    ("2026-01-06", ()): "8e0d1f4404b0c158511d59d1a009193724df795dba75442df86d5d97102f4fea",
+    ("2026-07-04", ()): "9f9960089e369b9a70c0b66dcb997b793d7ce44c8bfd3273a54d5691569f7998",
     ("2026-11-30", ("0123456789abcdef0123456789abcdef01234567",)):
-        "dfb22c220d8180593d6d98bd83a84b365f5d475518135065f05c6c1b7af8f53d",
+        "15b441fa09e4313b7cd923c9fbc67ea800ebfb35e7412d3e0e602d6f30b788cc",
 }
 
 

@@ -24,12 +24,12 @@ except ModuleNotFoundError:  # Python 3.10
 import pytest
 import yaml
 
-from raccoon import cli
+from raccoon import __version__, cli
 from raccoon.commits import day_bounds
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
-PUBLISHED = "uses: owner/raccoon-action@v2"
+PUBLISHED = f"uses: owner/raccoon-action@v{__version__.partition('.')[0]}"  # this major version's tag
 EXPRESSION = re.compile(r"\$\{\{\s*([\w.-]+)\s*\}\}")  # a plain context lookup, such as ${{ env.ZONE }}
 LATE_START = datetime.timedelta(hours=1)  # how late GitHub may start a scheduled run at busy times
 
