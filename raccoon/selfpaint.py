@@ -1,8 +1,10 @@
 """Paint the network's own raccoons of tuning days, keep the best by its choice's head, and write them as a folder
 of training photos: curated self-training (weights v0.8).
 
-    raccoon self-paint --start 2027-03-25 --days 256 --keep 128 --out runs/self-paint
-    raccoon train --data ../shared/data/raccoons --data runs/self-paint --init weights --max-steps 8912
+    raccoon self-paint --weights W --start 2027-03-25 --days 256 --keep 128 --out runs/self-paint
+    raccoon train --data ../shared/data/raccoons --data runs/self-paint --init W --max-steps N   # W's steps + 1,000
+
+(v0.8: W is v0.7, N 8,912; docs/training.md.)
 
 Retraining a model on its own samples, filtered by a reward, moves it towards what the reward prefers (Ferbach et
 al. 2024, "Self-consuming generative models with curated data provably optimize human preferences"). Here the
@@ -87,8 +89,8 @@ def main(argv=None) -> int:
         args = parse_args(argv)
     except options.UsageError as error:
         return _fail(str(error))
-    if args.out.exists() and any(args.out.iterdir()):
-        return _fail(f"{args.out} is not empty: give a new folder, so that no earlier painting is trained on")
+    if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
+        return _fail(f"{args.out} is not an empty folder: give a new one, so that no earlier painting is trained on")
     weights = args.weights or default_weights_dir()
     try:
         painter = Painter.load(weights)

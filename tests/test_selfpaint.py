@@ -71,7 +71,9 @@ def test_training_takes_the_paintings_beside_the_photos(self_painted, chooser_we
     ("more kept than painted", ["--start", "2027-01-01", "--days", "3", "--keep", "4"],
      "--keep 4 is more than the 3 days painted"),
     ("a folder in use", ["--start", "2027-01-01", "--days", "3", "--out", "{tmp}/used"],
-     "{tmp}/used is not empty: give a new folder, so that no earlier painting is trained on"),
+     "{tmp}/used is not an empty folder: give a new one, so that no earlier painting is trained on"),
+    ("a file", ["--start", "2027-01-01", "--days", "3", "--out", "{tmp}/used/painting-000.png"],
+     "{tmp}/used/painting-000.png is not an empty folder"),
     ("no head to rank", ["--start", "2027-01-01", "--days", "3", "--weights", "{tiny}"],
      "{tiny} ships no choice among candidates, so no head to rank its paintings"),
 ])
