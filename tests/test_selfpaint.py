@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from raccoon import selfpaint
+from conftest import photos
+from raccoon import selfpaint, train
 from raccoon.data import load_crops
 from raccoon.painting import Painter
 from raccoon.train import grid_seeds
@@ -50,10 +51,7 @@ def test_training_reads_each_painting_back_as_the_picture_painted(self_painted):
         np.testing.assert_array_equal(crop, painting)
 
 
-def test_training_takes_the_paintings_beside_the_photos(self_painted, chooser_weights, tmp_path):
-    from conftest import photos
-    from raccoon import train
-
+def test_training_takes_the_paintings_beside_the_photos(self_painted, tmp_path):
     run = tmp_path / "run"
     argv = ["--data", str(photos(tmp_path / "photos")), "--data", str(self_painted), "--init", "none",
             "--batch", "4", "--sample-steps", "2", "--max-steps", "1", "--run", str(run)]
