@@ -32,8 +32,6 @@ from raccoon.render import picture_png
 from raccoon.train import JITTER_CONTEXT, TUNING_START, grid_seeds
 
 FIRST_HELD_OUT = min(start for split, start in SPLITS.items() if split != "tuning")
-PAD = round((64 * JITTER_CONTEXT - 64) / 2)  # room around a painting for train's zoom and shift, as a photo has
-BOX_SIDE = 64 / (1 + BOX_MARGIN)  # the raccoon's box inside a 64 px crop, as load_crops cuts crops around boxes
 BATCH = 16
 RECORD_FILE = "self-paint.json"
 
@@ -52,11 +50,19 @@ def best_paintings(painter: Painter, seeds: list[bytes], keep: int) -> tuple[np.
     return images, scores, np.argsort(-scores, kind="stable")[:keep]
 
 
+def padding(size: int) -> int:
+    """Room around a painting of `size` px for train's zoom and shift, as a photo has around its crop (8 px at 64)."""
+    return round(size * (JITTER_CONTEXT - 1) / 2)
+
+
 def write_training_folder(images: np.ndarray, out: Path) -> None:
-    """Each painting, reflection-padded by PAD, as painting-NNN.png with its box in painting-NNN.xml."""
-    low, high = PAD + (64 - BOX_SIDE) / 2, PAD + (64 + BOX_SIDE) / 2
+    """Each painting, reflection-padded, as painting-NNN.png with its box in painting-NNN.xml: the box that
+    load_crops grows by BOX_MARGIN into the painting's own square."""
+    size = images.shape[1]
+    pad, box = padding(size), size / (1 + BOX_MARGIN)
+    low, high = pad + (size - box) / 2, pad + (size + box) / 2
     for rank, image in enumerate(images):
-        padded = np.pad(image, ((PAD, PAD), (PAD, PAD), (0, 0)), mode="reflect")
+        padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
         write_atomically(out / f"painting-{rank:03d}.png", picture_png(Image.fromarray(padded, "RGB")))
         write_atomically(out / f"painting-{rank:03d}.xml", voc_box(low, high))
 

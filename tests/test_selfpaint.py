@@ -33,7 +33,7 @@ def test_the_best_paintings_by_the_head_are_kept_best_first(self_painted, choose
     assert record["head_scores"] == pytest.approx(scores.tolist(), abs=1e-6)
     assert record["kept"] == np.argsort(-scores, kind="stable")[:3].tolist()
     assert sorted(p.name for p in self_painted.glob("*.png")) == [f"painting-00{i}.png" for i in range(3)]
-    pad = selfpaint.PAD
+    pad = selfpaint.padding(64)
     for rank, day in enumerate(record["kept"]):
         written = np.asarray(Image.open(self_painted / f"painting-{rank:03d}.png"))
         assert written.shape == (64 + 2 * pad, 64 + 2 * pad, 3)
@@ -45,7 +45,7 @@ def test_training_reads_each_painting_back_as_the_picture_painted(self_painted):
     """The box sits where load_crops boxes a raccoon, so the crop it cuts is the painting, pixel for pixel."""
     crops = load_crops(self_painted)
     assert len(crops) == 3
-    pad = selfpaint.PAD
+    pad = selfpaint.padding(64)
     for rank, crop in enumerate(crops):
         painting = np.asarray(Image.open(self_painted / f"painting-{rank:03d}.png"))[pad:-pad, pad:-pad]
         np.testing.assert_array_equal(crop, painting)
