@@ -64,6 +64,7 @@ SPLITS = {"tuning": TUNING_START, "held-out": datetime.date(2029, 1, 1), "held-o
 FRESH_SPLIT = "held-out-6"  # the held-out set nothing has been painted on yet: the next final candidate's
 HELD_OUT_DAYS = 128
 SHEET_TILES = 16  # tiles a reviewer judges at once
+SHEET_SCALE = 4  # each pixel drawn as a 4 x 4 block, so a 64 px tile is 256 px wide
 
 
 class FeatureNet(torch.nn.Module):
@@ -115,7 +116,7 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     return float(within - 2 * polynomial_kernel(x, y).mean())
 
 
-def kid(real: np.ndarray, fake: np.ndarray, subsets: int = KID_SUBSETS, seed: int = 0) -> tuple[float, float]:
+def kid(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> tuple[float, float]:
     """Mean and standard deviation of MMD^2 over random subsets of both feature sets.
 
     Subsets hold half the smaller set (at most 1000), so they differ and the spread is real.
@@ -125,7 +126,7 @@ def kid(real: np.ndarray, fake: np.ndarray, subsets: int = KID_SUBSETS, seed: in
         raise ValueError(f"KID needs at least 4 images on each side, got {len(real)} and {len(fake)}")
     rng = np.random.default_rng(seed)
     values = [mmd2_unbiased(real[rng.choice(len(real), size, replace=False)],
-                            fake[rng.choice(len(fake), size, replace=False)]) for _ in range(subsets)]
+                            fake[rng.choice(len(fake), size, replace=False)]) for _ in range(KID_SUBSETS)]
     return float(np.mean(values)), float(np.std(values))
 
 
@@ -271,16 +272,16 @@ def memorization(samples: np.ndarray, f_samples: np.ndarray, reals: np.ndarray, 
     return report, rows
 
 
-def review_sheets(samples: np.ndarray, per_sheet: int = SHEET_TILES, scale: int = 4) -> list[Image.Image]:
-    """Sheets for blind counts: `per_sheet` samples each, 4 a row, scaled up crisply, numbered from 1 on each sheet
+def review_sheets(samples: np.ndarray) -> list[Image.Image]:
+    """Sheets for blind counts: SHEET_TILES samples each, 4 a row, scaled up crisply, numbered from 1 on each sheet
     in a strip above the tile (never on it). A reviewer sees a sheet and nothing else."""
     from PIL import ImageDraw, ImageFont
 
-    side, label, columns = 64 * scale, 28, 4
+    side, label, columns = samples.shape[1] * SHEET_SCALE, 28, 4
     font = ImageFont.load_default(size=20)
     sheets = []
-    for start in range(0, len(samples), per_sheet):
-        chunk = samples[start : start + per_sheet]
+    for start in range(0, len(samples), SHEET_TILES):
+        chunk = samples[start : start + SHEET_TILES]
         rows = -(-len(chunk) // columns)
         sheet = Image.new("RGB", (columns * side, rows * (side + label)), "white")
         draw = ImageDraw.Draw(sheet)
