@@ -30,8 +30,9 @@ def add_request_arguments(command: argparse.ArgumentParser, sources: tuple[str, 
     """The options every painting command shares: the zone, the commit source, and how to paint."""
     command.add_argument("--tz", type=options.zone,
                          help="IANA time zone the days are in (default: this machine's, else UTC)")
+    listed = "list with --commits, " if "list" in sources else ""
     command.add_argument("--source", choices=sources, default="auto",
-                         help="where commits come from (default auto: list with --commits, github with --user, "
+                         help=f"where commits come from (default auto: {listed}github with --user, "
                               "git inside a repository with user.email set, else none)")
     command.add_argument("--author", metavar="EMAIL",
                          help="for --source git: author email (default: git config user.email)")

@@ -85,6 +85,13 @@ def test_examples_pass_actionlint_against_this_action(tmp_path):
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
+def test_docs_build_the_image_of_this_major_version():
+    """`docker build <repository>#vN` in the README and examples builds the painter this release describes."""
+    builds = [(path.name, tag) for path in [ROOT / "README.md", *(ROOT / "examples").glob("*.md")]
+              for tag in re.findall(r"raccoon-action\.git#(v\d+)", path.read_text())]
+    assert builds and all(tag == PUBLISHED.rpartition("@")[2] for _, tag in builds), builds
+
+
 def test_actionlint_catches_an_input_or_output_the_action_lacks(tmp_path):
     text = (ROOT / "examples" / "profile-readme.yml").read_text().replace(PUBLISHED, "uses: ./")
     text = text.replace("timezone:", "time_zone:").replace("outputs.path", "outputs.png")
@@ -104,6 +111,16 @@ def test_action_defaults_are_the_cli_defaults():
     assert inputs["output"]["default"] == str(paint.out)
     assert inputs["theme"]["default"] == cli.build_parser().parse_args(["calendar"]).theme
     assert all(name == name.lower() and "-" not in name for name in inputs), "inputs are snake_case"
+
+
+def test_readme_tables_name_every_input_and_output():
+    """The README's Input and Output tables are the user's reference: each row is one of action.yml's names."""
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    tables = {}
+    for table in re.findall(r"^\| (Input|Output) \|.*\n((?:\|.*\n)+)", (ROOT / "README.md").read_text(), re.M):
+        tables[table[0]] = re.findall(r"^\| `(\w+)` \|", table[1], re.M)
+    assert tables.get("Input") == list(action["inputs"]), tables.get("Input")
+    assert tables.get("Output") == list(action["outputs"]), tables.get("Output")
 
 
 def cron_field(field: str, size: int) -> list[int]:
