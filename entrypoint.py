@@ -37,7 +37,10 @@ class Log:
         self.secret = secret
 
     def redact(self, text: str) -> str:
-        return text.replace(self.secret, "***") if self.secret else text
+        """The text without the token, as written or as Python quotes it in an error (escaped characters)."""
+        for form in {self.secret, repr(self.secret)[1:-1]} if self.secret else ():
+            text = text.replace(form, "***")
+        return text
 
     def annotate(self, level: str, message: str) -> None:
         message = self.redact(message)
@@ -224,7 +227,7 @@ def main() -> int:
     token = read_input("github_token")
     if token:
         os.environ["GITHUB_TOKEN"] = token  # where `raccoon paint` reads it
-    token = os.environ.get("GITHUB_TOKEN", "")
+    token = os.environ.get("GITHUB_TOKEN", "").strip()  # as the search uses it
     if token and IN_ACTIONS:
         print(f"::add-mask::{escape_command_data(token)}", flush=True)  # before any other line of output
     log = Log(token)

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -30,6 +31,7 @@ PUBLIC_API_URL = "https://api.github.com"
 SEARCH_PAGE_SIZE = 100  # the most GitHub's search returns per page
 SEARCH_CAP = 1000  # GitHub's search lists the first 1000 results it matches, no more
 INTEGRATION_REFUSAL = "Resource not accessible by integration"  # GitHub's 403 to a token it will not let search
+TOKEN_CHARACTERS = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces: every kind of GitHub token
 TOKEN_REFUSED = f"GitHub refused the commit search to this token (403 {INTEGRATION_REFUSAL})"
 
 
@@ -304,6 +306,16 @@ def _bounded_retry(limits: GitHubLimits):
     )
 
 
+def _is_http_url(url: str) -> bool:
+    """An http(s) URL with a host, a port in range if any, and no whitespace: what a request can be made to."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # raises ValueError when out of range
+    except ValueError:  # a malformed host or port
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
+
+
 class _TokenRefused(Exception):
     """GitHub refused the search to the token, in a way that lets it be made anonymously instead."""
 
@@ -321,10 +333,13 @@ def github_commits(first: datetime.date, last: datetime.date, zone: ZoneInfo, lo
     Actions GITHUB_TOKEN, in some setups) sees public commits only anyway: the search is made anonymously, with
     a warning.
     """
-    parts = urllib.parse.urlsplit(api_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not _is_http_url(api_url):
         raise SourceError(f"--api-url must be an http(s) URL such as {PUBLIC_API_URL}, got {api_url!r}")
     api_url = api_url.rstrip("/")
+    token = (token or "").strip() or None  # as `$(cat token.txt)` may leave it: a trailing CR
+    if token and not TOKEN_CHARACTERS.fullmatch(token):  # requests would echo it in the error it raises
+        raise SourceError("GITHUB_TOKEN holds a space, a control character or a non-ASCII character, which no "
+                          "GitHub token does: check how it was set (it is not shown here)")
     try:
         return _search(first, last, zone, login, api_url, token, limits)
     except _TokenRefused:
@@ -374,6 +389,11 @@ def _search(first, last, zone, login, api_url, token, limits) -> RangeCommits:
     found = _Found()
     try:
         _search_span(client, login, *range_bounds(first, last, zone), zone, api_url, found)
+    except requests.exceptions.RequestException as error:  # first: some (InvalidHeader, InvalidURL) are ValueErrors
+        reason = ("timed out" if isinstance(error, requests.exceptions.Timeout) else "connection failed"
+                  if isinstance(error, requests.exceptions.ConnectionError) else "the request could not be made")
+        raise SourceError(f"cannot reach the GitHub API at {api_url}: {reason} after {limits.retries} retries") \
+            from None
     except (ValueError, TypeError, AttributeError, KeyError, github.BadAttributeException,
             github.IncompletableObject) as error:  # first: IncompletableObject is a GithubException too
         if not _malformed_answer(error):
@@ -383,10 +403,6 @@ def _search(first, last, zone, login, api_url, token, limits) -> RangeCommits:
         if token and error.status == 403 and _github_message(error) == INTEGRATION_REFUSAL:
             raise _TokenRefused from None
         raise SourceError(_explain(error, login, api_url, token, limits)) from None
-    except requests.exceptions.RequestException as error:
-        reason = "timed out" if isinstance(error, requests.exceptions.Timeout) else "connection failed"
-        raise SourceError(f"cannot reach the GitHub API at {api_url}: {reason} after {limits.retries} retries") \
-            from None
     finally:
         client.close()
     timed_out = "GitHub's search timed out and says its results may be incomplete" if found.timed_out else ""

@@ -63,6 +63,8 @@ SPLITS = {"tuning": TUNING_START, "held-out": datetime.date(2029, 1, 1), "held-o
           "held-out-5": datetime.date(2037, 1, 1), "held-out-6": datetime.date(2039, 1, 1)}
 FRESH_SPLIT = "held-out-6"  # the held-out set nothing has been painted on yet: the next final candidate's
 HELD_OUT_DAYS = 128
+FIRST_HELD_OUT = min(start for split, start in SPLITS.items() if split != "tuning")
+TUNING_DAYS = (FIRST_HELD_OUT - TUNING_START).days  # a tuning-day sample that ran on would paint held-out days
 SHEET_TILES = 16  # tiles a reviewer judges at once
 SHEET_SCALE = 4  # each pixel drawn as a 4 x 4 block, so a 64 px tile is 256 px wide
 
@@ -329,6 +331,9 @@ def parse_args(argv):
         p.error("--samples must be at least 4 (KID compares subsets of half of them)")
     if args.split != "tuning" and args.samples > HELD_OUT_DAYS:
         p.error(f"--samples: the held-out set is {HELD_OUT_DAYS} days")
+    if args.split == "tuning" and args.samples > TUNING_DAYS:
+        p.error(f"--samples: the tuning days are {TUNING_DAYS} (from {TUNING_START}; the held-out sets begin "
+                f"on {FIRST_HELD_OUT})")
     return args
 
 
@@ -415,7 +420,6 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     weights = args.weights or default_weights_dir()
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
         feature_net()
         if not args.sanity:  # a bad weights folder fails here, before any slow work
             config = read_config(weights)
@@ -441,6 +445,7 @@ def main(argv=None) -> int:
     metrics = {"data": str(args.data), "real_crops": len(reals), **metrics}
     metrics["seconds"] = {**metrics.get("seconds", {}), "total": time.time() - start}
     try:
+        args.out.mkdir(parents=True, exist_ok=True)
         for name, data in {**pictures, "metrics.json": (json.dumps(metrics, indent=2) + "\n").encode()}.items():
             write_atomically(args.out / name, data)
     except OSError as error:  # a full disk, or a folder where a result goes

@@ -366,16 +366,21 @@ class DayReport:
 
 def _check_output(path: Path, what: str) -> Path:
     """Fail before painting, not after, when `path` could not or should not be written."""
-    if ".git" in path.resolve().parts:
-        raise PaintError(f"{what} {path} is inside a .git folder: choose a path in the work tree")
-    if path.is_dir():
-        raise PaintError(f"{what} {path} is a directory, not a file")
-    directory = path.parent
-    if not directory.is_dir():
-        raise PaintError(f"cannot write {path}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise PaintError(f"cannot write {path}: directory {directory} is not writable")
-    return path.resolve()
+    try:
+        if ".git" in path.resolve().parts:
+            raise PaintError(f"{what} {path} is inside a .git folder: choose a path in the work tree")
+        if path.is_dir():
+            raise PaintError(f"{what} {path} is a directory, not a file")
+        directory = path.parent
+        if not directory.is_dir():
+            if directory.exists():
+                raise PaintError(f"cannot write {path}: {directory} is a file, not a directory")
+            raise PaintError(f"cannot write {path}: directory {directory} does not exist")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise PaintError(f"cannot write {path}: directory {directory} is not writable")
+        return path.resolve()
+    except OSError as error:  # a name too long, a loop of links
+        raise PaintError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def check_outputs(outputs: dict[str, Path | None], readme: Path | None = None) -> None:
@@ -550,7 +555,7 @@ def archived_raccoon(archive: Path, day: datetime.date, seed: bytes, key: str) -
                     or picture.size != (64, 64) or picture.mode != "RGB":
                 return None
             return np.asarray(picture)
-    except (OSError, ValueError):  # missing, or not a PNG: paint it again
+    except (OSError, ValueError, Image.DecompressionBombError):  # missing, not a PNG, or not ours: paint it again
         return None
 
 

@@ -24,14 +24,13 @@ from tqdm import tqdm
 
 from raccoon import options
 from raccoon.data import BOX_MARGIN
-from raccoon.evaluate import SPLITS
+from raccoon.evaluate import FIRST_HELD_OUT
 from raccoon.files import cannot_write, write_atomically
 from raccoon.painting import PaintError, Painter
 from raccoon.pretrained import default_weights_dir
 from raccoon.render import picture_png
 from raccoon.train import JITTER_CONTEXT, TUNING_START, grid_seeds
 
-FIRST_HELD_OUT = min(start for split, start in SPLITS.items() if split != "tuning")
 BATCH = 16
 RECORD_FILE = "self-paint.json"
 

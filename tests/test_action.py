@@ -108,6 +108,12 @@ def test_paths_must_stay_in_the_workspace(tmp_path):
     assert entrypoint.inside_workspace(workspace, str(workspace / "img/r.png"), "output") == workspace / "img/r.png"
 
 
+def test_the_token_is_cut_out_as_written_and_as_python_quotes_it():
+    token = "ghp_Secret\rInside"
+    log = load_entrypoint().Log(token)
+    assert log.redact(f"header {token!r}; raw {token}") == "header '***'; raw ***"
+
+
 def test_annotations_stay_on_one_line():
     entrypoint = load_entrypoint()
     assert entrypoint.escape_command_data("50%\r\nmore") == "50%25%0D%0Amore"
@@ -300,6 +306,7 @@ def test_falls_back_to_the_date_with_a_warning(image, tmp_path):
     ({"readme": "../README.md"}, "readme: '../README.md' is outside the workspace"),
     ({"readme": "NOPE.md"}, "readme: 'NOPE.md' is not a file"),
     ({"github_token": "ghp_" + "WrongTokenAlsoSecret" * 2}, "was rejected by"),
+    ({"github_token": "ghp_Secret\tInside" * 2}, "GITHUB_TOKEN holds a space, a control character"),
     ({"output": "README.md", "readme": "README.md"}, "must be different files"),
     ({"output": ".git/raccoon.png"}, "inside a .git folder"),
     ({"username": "-not-a-login"}, "input username: not a GitHub login"),
@@ -309,7 +316,7 @@ def test_falls_back_to_the_date_with_a_warning(image, tmp_path):
     ({"theme": "sepia"}, "input theme: must be one of light, dark"),
     ({"archive": "archive"}, "give a calendar path too"),
 ], ids=["bad-date", "bad-zone", "bad-size", "dot-dot", "absolute", "symlink-out", "readme-out", "no-readme",
-        "bad-token", "output-is-readme", "output-in-git", "bad-login", "bad-on-error", "calendar-is-output",
+        "bad-token", "unsendable-token", "output-is-readme", "output-in-git", "bad-login", "bad-on-error", "calendar-is-output",
         "calendar-is-readme", "bad-theme", "archive-without-calendar"])
 def test_bad_input_fails_cleanly(image, github, tmp_path, inputs, message):
     workspace = make_workspace(tmp_path / "workspace")

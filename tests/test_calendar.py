@@ -3,6 +3,8 @@
 import datetime
 import io
 import json
+import struct
+import zlib
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -119,6 +121,22 @@ def test_archive_keeps_finished_days_and_is_reused(folder, raccoon):
     # Other steps paint other raccoons: nothing kept is reused.
     third = paint_month(month_request(folder, archive=archive, today=today, steps=int(STEPS) + 1))
     assert not any(day.archived for day in third.days)
+
+
+def test_an_archived_png_too_big_to_open_is_painted_again(folder):
+    archive = folder / "archive"
+    bomb = archive_path(archive, MONTH)
+    bomb.parent.mkdir(parents=True)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)  # 900 megapixels, RGB: Pillow refuses to open it
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    report = paint_month(month_request(folder, archive=archive, today=MONTH.replace(day=2)))
+    assert not report.days[0].archived
+    with Image.open(bomb) as picture:
+        assert picture.size == (64, 64)  # replaced by the day's raccoon
 
 
 def test_the_archive_does_not_write_through_a_link_out_of_it(folder, tmp_path):

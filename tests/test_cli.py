@@ -189,6 +189,8 @@ BAD_INPUTS = {
     "guidance not a number": (["--guidance", "strong"], "not a number"),
     "unknown flag": (["--colour", "red"], "unrecognized arguments"),
     "missing directory": (["--out", "{tmp}/missing/r.png"], "does not exist"),
+    "directory is a file": (["--out", "{badlist}/r.png"], "is a file, not a directory"),
+    "name too long": (["--out", "{tmp}/" + "a" * 300 + ".png"], "File name too long"),
     "out is a directory": (["--out", "{tmp}"], "is a directory"),
     "missing weights": (["--weights", "{tmp}/nothing-here"], "no weights"),
     "weights are a file": (["--weights", "{badlist}"], "cannot read weights at"),

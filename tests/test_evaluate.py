@@ -210,8 +210,8 @@ def test_sanity_separates_real_from_noise_and_flags_copies(photos, tmp_path, rac
 
 
 @pytest.mark.parametrize("problem", ["no photos", "no weights", "too few samples", "too few photos", "guidance below 1",
-                                     "past the held-out set", "past the second held-out set", "labels not JSON",
-                                     "results not writable"])
+                                     "past the held-out set", "past the second held-out set",
+                                     "past the tuning days", "labels not JSON", "results not writable"])
 def test_bad_input_is_one_line_and_exit_2(tiny_weights, photos, tmp_path, raccoon, problem):
     args = {"no photos": ["--data", tmp_path / "empty", "--weights", tiny_weights],
             "no weights": ["--data", photos, "--weights", tmp_path / "nowhere"],
@@ -222,6 +222,7 @@ def test_bad_input_is_one_line_and_exit_2(tiny_weights, photos, tmp_path, raccoo
                                       "--samples", 129],
             "past the second held-out set": ["--data", photos, "--weights", tiny_weights, "--split", "held-out-2",
                                              "--samples", 129],
+            "past the tuning days": ["--data", photos, "--weights", tiny_weights, "--samples", 1097],
             "labels not JSON": ["--data", photos, "--weights", tiny_weights, "--labels", photos / "p0.png"],
             "results not writable": ["--data", photos, "--sanity"]}[problem]
     (tmp_path / "empty").mkdir()
@@ -237,4 +238,4 @@ def test_bad_input_is_one_line_and_exit_2(tiny_weights, photos, tmp_path, raccoo
     if problem == "results not writable":
         assert last_line == f"raccoon eval: error: cannot write {out / 'metrics.json'}: Is a directory"
     else:
-        assert not (out / "metrics.json").exists()
+        assert not out.exists()  # nothing made, not even the folder

@@ -240,6 +240,27 @@ def test_bad_token(paint_github, fake_github, tmp_path):
     assert_clean_failure(paint_github(), tmp_path, "GITHUB_TOKEN was rejected", "401")
 
 
+def test_a_token_read_with_line_ends_around_it_is_used(paint_github, fake_github):
+    fake_github.token = TOKEN
+    run = paint_github(token=f"\r\n{TOKEN}\r\n")  # `$(cat token.txt)` of a file saved on Windows keeps the \r
+    assert run.code == 0, run.err
+    assert json.loads(run.out)["source"] == "github" and fake_github.requests
+
+
+@pytest.mark.parametrize("token", [f"{TOKEN}\rX", f"{TOKEN} {TOKEN}", f"ghs_Sécrèt€{TOKEN}"],
+                         ids=["carriage-return-inside", "space-inside", "not-ascii"])
+def test_a_token_no_request_can_carry_fails_before_any_request_without_showing_it(paint_github, fake_github,
+                                                                                   tmp_path, token):
+    run = paint_github(token=token)
+    assert_clean_failure(run, tmp_path, "GITHUB_TOKEN holds a space, a control character or a non-ASCII character")
+    assert "Sécrèt" not in run.err and fake_github.requests == []
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://127.0.0.1:99999", "http://local host/api", "ftp://host"])
+def test_an_api_url_no_request_can_go_to_fails_in_one_line(paint_github, fake_github, tmp_path, url):
+    assert_clean_failure(paint_github(api_url=url), tmp_path, "--api-url must be an http(s) URL", repr(url))
+
+
 def test_missing_token_where_one_is_required(paint_github, fake_github, tmp_path):
     fake_github.require_token = True
     assert_clean_failure(paint_github(token=None), tmp_path, "set GITHUB_TOKEN", "401")
