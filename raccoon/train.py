@@ -110,11 +110,6 @@ def image_grid(images: np.ndarray, columns: int = 8, scale: int = 2) -> Image.Im
     return grid.resize((grid.width * scale, grid.height * scale), Image.Resampling.NEAREST)
 
 
-def save_png(image: Image.Image, path: Path) -> None:
-    """A PNG written atomically, as every file of a run is: an interrupted run leaves none half written."""
-    write_atomically(path, picture_png(image))
-
-
 def diffusion_loss(model, schedule: Schedule, x0, t, noise, min_snr: float, bf16: bool = True) -> torch.Tensor:
     """DDPM's objective: x0 noised to steps t, the network asked for the noise (or v), the mean squared error.
 
@@ -387,15 +382,15 @@ def save(run: Path, state: State, optimizer, log: list[dict]) -> None:
     write_atomically(run / "checkpoint.pt", checkpoint.getvalue())
     write_atomically(run / "log.jsonl", "".join(json.dumps(r) + "\n" for r in log).encode())
     if len(log) > 1:
-        save_png(plot_curve(log), run / "curve.png")
+        write_atomically(run / "curve.png", picture_png(plot_curve(log)))
 
 
 def write_samples(run: Path, state: State, steps: int) -> None:
     """The EMA network's grid of the first 16 days of 2026, and the trajectory of such grids over the run."""
     painter = Painter(TorchDenoiser(copy.deepcopy(state.ema).cpu(), state.schedule))  # it feeds the network NumPy
     grid = image_grid(painter.paint(grid_seeds(16), steps=steps).images)
-    save_png(grid, run / "samples" / f"step-{state.record['steps']:06d}.png")
-    save_png(plot_trajectory(run / "samples"), run / "trajectory.png")
+    write_atomically(run / "samples" / f"step-{state.record['steps']:06d}.png", picture_png(grid))
+    write_atomically(run / "trajectory.png", picture_png(plot_trajectory(run / "samples")))
 
 
 def place(state: State, ranks: Ranks, memory_format: torch.memory_format):
