@@ -38,7 +38,9 @@ class Log:
 
     def redact(self, text: str) -> str:
         """The text without the token, as written or as Python quotes it in an error (escaped characters)."""
-        for form in {self.secret, repr(self.secret)[1:-1]} if self.secret else ():
+        if not self.secret:
+            return text
+        for form in (self.secret, repr(self.secret)[1:-1]):
             text = text.replace(form, "***")
         return text
 

@@ -390,8 +390,7 @@ def _search(first, last, zone, login, api_url, token, limits) -> RangeCommits:
     try:
         _search_span(client, login, *range_bounds(first, last, zone), zone, api_url, found)
     except requests.exceptions.RequestException as error:  # first: some (InvalidHeader, InvalidURL) are ValueErrors
-        reason = ("timed out" if isinstance(error, requests.exceptions.Timeout) else "connection failed"
-                  if isinstance(error, requests.exceptions.ConnectionError) else "the request could not be made")
+        reason = "timed out" if isinstance(error, requests.exceptions.Timeout) else "connection failed"
         raise SourceError(f"cannot reach the GitHub API at {api_url}: {reason} after {limits.retries} retries") \
             from None
     except (ValueError, TypeError, AttributeError, KeyError, github.BadAttributeException,

@@ -316,8 +316,8 @@ def test_falls_back_to_the_date_with_a_warning(image, tmp_path):
     ({"theme": "sepia"}, "input theme: must be one of light, dark"),
     ({"archive": "archive"}, "give a calendar path too"),
 ], ids=["bad-date", "bad-zone", "bad-size", "dot-dot", "absolute", "symlink-out", "readme-out", "no-readme",
-        "bad-token", "unsendable-token", "output-is-readme", "output-in-git", "bad-login", "bad-on-error", "calendar-is-output",
-        "calendar-is-readme", "bad-theme", "archive-without-calendar"])
+        "bad-token", "unsendable-token", "output-is-readme", "output-in-git", "bad-login", "bad-on-error",
+        "calendar-is-output", "calendar-is-readme", "bad-theme", "archive-without-calendar"])
 def test_bad_input_fails_cleanly(image, github, tmp_path, inputs, message):
     workspace = make_workspace(tmp_path / "workspace")
     (workspace / "tmp-link").symlink_to("/tmp")
