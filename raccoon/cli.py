@@ -33,9 +33,9 @@ def add_request_arguments(command: argparse.ArgumentParser, sources: tuple[str, 
     listed = "list with --commits, " if "list" in sources else ""
     command.add_argument("--source", choices=sources, default="auto",
                          help=f"where commits come from (default auto: {listed}github with --user, "
-                              "git inside a repository with user.email set, else none)")
+                              "git inside a repository with an author email set, else none)")
     command.add_argument("--author", metavar="EMAIL",
-                         help="for --source git: author email (default: git config user.email)")
+                         help="for --source git: author email (default: the one git commits with here)")
     command.add_argument("--user", metavar="LOGIN", type=options.login,
                          help="for --source github: whose commits to search")
     command.add_argument("--api-url", default=os.environ.get("GITHUB_API_URL") or commits.PUBLIC_API_URL,

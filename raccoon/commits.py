@@ -92,7 +92,7 @@ def bucket_by_day(dated_shas, first: datetime.date, last: datetime.date,
 def resolve_source(source: str, *, user: str | None = None, commits_file: str | None = None,
                    author: str | None = None, cwd: Path | None = None) -> str:
     """`auto` becomes list when a commits file is given, github when a login is given, git inside a repository
-    that knows whose commits to read (--author or user.email), else none. Running in GitHub Actions changes
+    that knows whose commits to read (--author, or git's author email), else none. Running in GitHub Actions changes
     nothing: without a login, github has no one to search for."""
     if source != "auto":
         return source
@@ -101,10 +101,12 @@ def resolve_source(source: str, *, user: str | None = None, commits_file: str | 
     if user:
         return "github"
     try:
-        in_repository = _git(["rev-parse", "--git-dir"], cwd).returncode == 0
+        probe = _git(["rev-parse", "--git-dir"], cwd)
     except SourceError:  # git is not installed: there is no history to read, as outside a repository
         return "none"
-    return "git" if in_repository and (author or _git_email(cwd)) else "none"
+    if probe.returncode != 0:  # a repository git refuses to read (dubious ownership, say): reading it says why
+        return "none" if "not a git repository" in probe.stderr else "git"
+    return "git" if author or _git_email(cwd) else "none"
 
 
 def collect_range(
@@ -156,13 +158,18 @@ def _git(args: list[str], cwd: Path | None) -> subprocess.CompletedProcess:
 
 
 def _git_email(cwd: Path | None) -> str:
-    return _git(["config", "user.email"], cwd).stdout.strip()
+    """The author email `git commit` records here, in git's order, where one is set (not guessed from the host's
+    name as `git var GIT_AUTHOR_IDENT` may): $GIT_AUTHOR_EMAIL, author.email, user.email, $EMAIL; else ""."""
+    email = os.environ.get("GIT_AUTHOR_EMAIL", "").strip()
+    for key in ("author.email", "user.email"):
+        email = email or _git(["config", key], cwd).stdout.strip()
+    return email or os.environ.get("EMAIL", "").strip()
 
 
 def git_history(*, author: str | None = None, cwd: Path | None = None) -> list[tuple[int, str]]:
     """(author timestamp, SHA) of every commit on any branch, tag or remote whose author email is `author`
-    (default: `git config user.email`), compared case-insensitively, from one `git log`. Stashes and notes
-    are not work."""
+    (default: the email `git commit` records as the author here), compared case-insensitively, from one `git log`.
+    Stashes and notes are not work, and a commit without an author date cannot belong to a day."""
     probe = _git(["rev-parse", "--git-dir"], cwd)
     if probe.returncode != 0:
         reason = _first_line(probe.stderr) or "git rev-parse failed"
@@ -173,15 +180,16 @@ def git_history(*, author: str | None = None, cwd: Path | None = None) -> list[t
         author = _git_email(cwd)
         if not author:
             raise SourceError("no author email: set `git config user.email` or pass --author EMAIL")
-    log = _git(["-c", "log.showSignature=false", "log", "--exclude=refs/stash", "--exclude=refs/notes/*", "--all",
-                "--format=%H%x1f%at%x1f%ae"], cwd)
+    log = _git(["-c", "log.showSignature=false", "log", "-z", "--exclude=refs/stash", "--exclude=refs/notes/*",
+                "--all", "--format=%H%x1f%at%x1f%ae"], cwd)  # -z: an email may hold any character but NUL
     if log.returncode != 0:
         raise SourceError(f"git log failed: {_first_line(log.stderr) or f'exit code {log.returncode}'}")
     wanted = author.strip().casefold()
     history = []
-    for line in log.stdout.splitlines():
-        sha, timestamp, email = line.split("\x1f", 2)
-        if email.casefold() == wanted:
+    for record in log.stdout.split("\0"):
+        sha, _, rest = record.partition("\x1f")
+        timestamp, _, email = rest.partition("\x1f")
+        if email.casefold() == wanted and timestamp.isdigit():
             history.append((int(timestamp), sha))
     return history
 

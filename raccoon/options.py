@@ -26,7 +26,7 @@ YEARS = f"years {FIRST_YEAR} to {LAST_YEAR}"
 
 def day(text: str) -> datetime.date:
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) and FIRST_YEAR <= int(text[:4]) <= LAST_YEAR:
+        if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text) and FIRST_YEAR <= int(text[:4]) <= LAST_YEAR:
             return datetime.date.fromisoformat(text)
     except ValueError:
         pass
@@ -35,7 +35,8 @@ def day(text: str) -> datetime.date:
 
 def month(text: str) -> datetime.date:
     """A month as YYYY-MM, as the date of its first day."""
-    if re.fullmatch(r"\d{4}-\d{2}", text) and 1 <= int(text[5:]) <= 12 and FIRST_YEAR <= int(text[:4]) <= LAST_YEAR:
+    if (re.fullmatch(r"[0-9]{4}-[0-9]{2}", text) and 1 <= int(text[5:]) <= 12
+            and FIRST_YEAR <= int(text[:4]) <= LAST_YEAR):
         return datetime.date(int(text[:4]), int(text[5:]), 1)
     raise argparse.ArgumentTypeError(f"not a month in YYYY-MM form, {YEARS}: {text!r}")
 

@@ -572,7 +572,7 @@ def month_span(request: MonthRequest) -> tuple[datetime.date, datetime.date, dat
     today = request.today or datetime.datetime.now(zone).date()
     first = (request.month or today).replace(day=1)
     if first > today:
-        raise PaintError(f"{first:%Y-%m} has not begun in {zone.key}: nothing to paint yet")
+        raise PaintError(f"{first.isoformat()[:7]} has not begun in {zone.key}: nothing to paint yet")
     return first, min(mosaic.last_day(first), today), today
 
 
@@ -592,6 +592,8 @@ def paint_month(request: MonthRequest, painter: Painter | None = None, progress=
     if request.archive is not None:
         if not request.archive.is_dir():
             raise PaintError(f"archive {request.archive} is not a directory")
+        if not os.access(request.archive, os.W_OK | os.X_OK):  # found now, not after a month of painting
+            raise PaintError(f"archive {request.archive} is not writable")
         folder = archive_path(request.archive, first).parent  # the month's days are kept here
         if not folder.resolve().is_relative_to(request.archive.resolve()):
             raise PaintError(f"archive: {folder} is a link leading out of {request.archive}; the archive does not "
@@ -627,7 +629,7 @@ def paint_month(request: MonthRequest, painter: Painter | None = None, progress=
             write_atomically(path, mosaic.png(first, images, counts, theme=theme, week_start=request.week_start))
     watch.lap("write")
     return MonthReport(
-        month=f"{first:%Y-%m}", zone=zone.key, source=found.found.source, on_error=request.commits.on_error,
+        month=first.isoformat()[:7], zone=zone.key, source=found.found.source, on_error=request.commits.on_error,
         fallback=found.fallback,
         days=tuple(MonthDay(day.isoformat(), seeds[day].hex(), counts[day], day in archived) for day in days),
         outputs=tuple(str(path) for path in (request.out, *variants)),

@@ -27,7 +27,8 @@ TINY_UNET = UNetConfig(channels=(32, 32, 64, 64), head_channels=32, groups=8, dr
 def clean_env(monkeypatch, tmp_path):
     """Tests see neither the CI they run in, nor the developer's zone, git config or token; GitHub waits are short."""
     for name in ("GITHUB_ACTIONS", "GITHUB_TOKEN", "GITHUB_API_URL", "TZ", "RACCOON_WEIGHTS",
-                 "RACCOON_GITHUB_RETRIES", "RACCOON_GITHUB_TIMEOUT", "GIT_DIR", "GIT_WORK_TREE"):
+                 "RACCOON_GITHUB_RETRIES", "RACCOON_GITHUB_TIMEOUT", "GIT_DIR", "GIT_WORK_TREE", "GIT_AUTHOR_EMAIL",
+                 "EMAIL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "no-global-gitconfig"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")

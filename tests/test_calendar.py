@@ -3,6 +3,7 @@
 import datetime
 import io
 import json
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -123,6 +124,20 @@ def test_archive_keeps_finished_days_and_is_reused(folder, raccoon):
     assert not any(day.archived for day in third.days)
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_archive_is_refused_before_painting(folder):
+    archive = folder / "archive"
+    archive.mkdir(mode=0o555)
+    with pytest.raises(PaintError, match="^archive .* is not writable$"):
+        paint_month(month_request(folder, archive=archive, today=MONTH.replace(day=2)))
+    assert not (folder / "calendar.png").exists()
+
+
+def test_a_month_of_an_early_year_is_named_in_yyyy_mm_form(folder):
+    report = paint_month(month_request(folder, month=datetime.date(2, 2, 1), today=datetime.date(2, 2, 2)))
+    assert report.month == "0002-02" and [day.date for day in report.days] == ["0002-02-01", "0002-02-02"]
+
+
 def test_an_archived_png_too_big_to_open_is_painted_again(folder):
     archive = folder / "archive"
     bomb = archive_path(archive, MONTH)
@@ -166,6 +181,7 @@ def test_a_month_from_git_matches_each_days_paint(raccoon, git_repo, tmp_path, t
 
 @pytest.mark.parametrize("args, message", [
     (["--month", "2024-13"], "not a month in YYYY-MM form"),
+    (["--month", "２０２４-０２"], "not a month in YYYY-MM form"),  # digits, but not ASCII ones
     (["--month", "2999-01"], "has not begun"),
     (["--month", "9999-12"], "years 2 to 9998"),
     (["--month", "0001-01"], "years 2 to 9998"),

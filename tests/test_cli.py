@@ -176,6 +176,7 @@ def corrupt_weights(directory: Path) -> Path:
 BAD_INPUTS = {
     "impossible date": (["--date", "2024-02-30"], "not a real date"),
     "date in another form": (["--date", "02/01/2024"], "YYYY-MM-DD"),
+    "date in other digits": (["--date", "２０２４-０２-０１"], "YYYY-MM-DD"),
     "the last date there is": (["--date", "9999-12-31"], "years 2 to 9998"),
     "the first date there is": (["--date", "0001-01-01"], "years 2 to 9998"),
     "unknown zone": (["--tz", "Mars/Olympus_Mons"], "unknown time zone"),

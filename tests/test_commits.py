@@ -2,6 +2,8 @@
 
 import datetime
 import io
+import os
+import subprocess
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -124,6 +126,42 @@ def test_git_source_outside_a_repository(tmp_path, clean_env):
 def test_git_source_without_an_author_email(git_repo):
     git_repo.git("config", "--unset", "user.email")
     with pytest.raises(SourceError, match="git config user.email"):
+        git_commits(datetime.date(2024, 5, 1), ZoneInfo("UTC"), cwd=git_repo.path)
+
+
+def test_git_source_reads_the_author_email_git_commits_with(git_repo, monkeypatch):
+    day, zone = datetime.date(2024, 5, 1), ZoneInfo("UTC")
+    mine = git_repo.commit(utc(2024, 5, 1, 9), email="me@work.example")
+    git_repo.commit(utc(2024, 5, 1, 10))  # user.email's
+    git_repo.git("config", "author.email", "me@work.example")  # what `git commit` records as the author here
+    assert git_commits(day, zone, cwd=git_repo.path) == [mine]
+    git_repo.git("config", "--unset", "author.email")
+    git_repo.git("config", "--unset", "user.email")
+    monkeypatch.setenv("EMAIL", "me@work.example")  # git's last resort, before guessing from the host's name
+    assert git_commits(day, zone, cwd=git_repo.path) == [mine]
+    assert resolve_source("auto", cwd=git_repo.path) == "git"
+
+
+def test_git_source_reads_past_records_that_are_not_its_lines(git_repo):
+    """Another author's email may hold a form feed or a line separator (git allows any character but NUL and
+    newline), and an imported commit may have no author date: neither stops a day's commits from being read."""
+    day, zone = datetime.date(2024, 5, 1), ZoneInfo("UTC")
+    git_repo.commit(utc(2024, 5, 1, 8), email="bob\x0cjr\u2028@else.example")
+    mine = git_repo.commit(utc(2024, 5, 1, 9))
+    tree = git_repo.git("rev-parse", "HEAD^{tree}")
+    undated = (f"tree {tree}\nauthor Me <me@example.com>\ncommitter Me <me@example.com> 0 +0000\n\nold\n")
+    odd = subprocess.run(["git", "hash-object", "-t", "commit", "--literally", "-w", "--stdin"], cwd=git_repo.path,
+                         input=undated, capture_output=True, text=True, check=True).stdout.strip()
+    git_repo.git("update-ref", "refs/heads/imported", odd)
+    assert git_commits(day, zone, cwd=git_repo.path) == [mine]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to give the repository away")
+def test_auto_source_in_a_repository_git_refuses_says_why(git_repo):
+    for path in [git_repo.path, *git_repo.path.rglob("*")]:
+        os.chown(path, 4321, 4321, follow_symlinks=False)  # another user's: git refuses it (dubious ownership)
+    assert resolve_source("auto", cwd=git_repo.path) == "git"
+    with pytest.raises(SourceError, match="^git cannot read this repository: .*dubious ownership"):
         git_commits(datetime.date(2024, 5, 1), ZoneInfo("UTC"), cwd=git_repo.path)
 
 

@@ -92,6 +92,17 @@ def test_docs_build_the_image_of_this_major_version():
     assert builds and all(tag == PUBLISHED.rpartition("@")[2] for _, tag in builds), builds
 
 
+def test_examples_that_push_to_their_branch_check_out_its_tip():
+    """Left to itself, checkout takes the commit that triggered the run. A run queued behind another (concurrency)
+    would then build on a commit older than the one that run pushed, and its own push would be refused."""
+    for path in EXAMPLES:
+        for job in yaml.safe_load(path.read_text())["jobs"].values():
+            pushes = any(re.search(r"git push(?!.*--force)", step.get("run", "")) for step in job["steps"])
+            checkout = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/checkout"))
+            if pushes:
+                assert checkout.get("with", {}).get("ref") == "${{ github.ref_name }}", path.name
+
+
 def test_actionlint_catches_an_input_or_output_the_action_lacks(tmp_path):
     text = (ROOT / "examples" / "profile-readme.yml").read_text().replace(PUBLISHED, "uses: ./")
     text = text.replace("timezone:", "time_zone:").replace("outputs.path", "outputs.png")
