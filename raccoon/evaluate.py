@@ -64,9 +64,15 @@ SPLITS = {"tuning": TUNING_START, "held-out": datetime.date(2029, 1, 1), "held-o
 FRESH_SPLIT = "held-out-6"  # the held-out set nothing has been painted on yet: the next final candidate's
 HELD_OUT_DAYS = 128
 FIRST_HELD_OUT = min(start for split, start in SPLITS.items() if split != "tuning")
-TUNING_DAYS = (FIRST_HELD_OUT - TUNING_START).days  # a tuning-day sample that ran on would paint held-out days
+TUNING_DAYS = (FIRST_HELD_OUT - TUNING_START).days
 SHEET_TILES = 16  # tiles a reviewer judges at once
 SHEET_SCALE = 4  # each pixel drawn as a 4 x 4 block, so a 64 px tile is 256 px wide
+
+
+def within_tuning_days(start: datetime.date, days: int) -> bool:
+    """Whether the `days` days from `start` are all tuning days: a sample or training data that ran on into a
+    held-out set would spend it."""
+    return start >= TUNING_START and start.toordinal() + days <= FIRST_HELD_OUT.toordinal()
 
 
 class FeatureNet(torch.nn.Module):
@@ -331,7 +337,7 @@ def parse_args(argv):
         p.error("--samples must be at least 4 (KID compares subsets of half of them)")
     if args.split != "tuning" and args.samples > HELD_OUT_DAYS:
         p.error(f"--samples: the held-out set is {HELD_OUT_DAYS} days")
-    if args.split == "tuning" and args.samples > TUNING_DAYS:
+    if args.split == "tuning" and not within_tuning_days(TUNING_START, args.samples):
         p.error(f"--samples: the tuning days are {TUNING_DAYS} (from {TUNING_START}; the held-out sets begin "
                 f"on {FIRST_HELD_OUT})")
     return args

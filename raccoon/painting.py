@@ -366,7 +366,7 @@ class DayReport:
 
 def _check_output(path: Path, what: str) -> Path:
     """Fail before painting, not after, when `path` could not or should not be written."""
-    try:
+    with writing(path):  # a name too long, a loop of links: one line, as a failed write gets
         if ".git" in path.resolve().parts:
             raise PaintError(f"{what} {path} is inside a .git folder: choose a path in the work tree")
         if path.is_dir():
@@ -379,8 +379,6 @@ def _check_output(path: Path, what: str) -> Path:
         if not os.access(directory, os.W_OK | os.X_OK):
             raise PaintError(f"cannot write {path}: directory {directory} is not writable")
         return path.resolve()
-    except OSError as error:  # a name too long, a loop of links
-        raise PaintError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def check_outputs(outputs: dict[str, Path | None], readme: Path | None = None) -> None:

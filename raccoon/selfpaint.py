@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from raccoon import options
 from raccoon.data import BOX_MARGIN
-from raccoon.evaluate import FIRST_HELD_OUT
+from raccoon.evaluate import FIRST_HELD_OUT, within_tuning_days
 from raccoon.files import cannot_write, write_atomically
 from raccoon.painting import PaintError, Painter
 from raccoon.pretrained import default_weights_dir
@@ -82,8 +82,7 @@ def parse_args(argv):
     args.keep = args.keep or max(1, args.days // 2)
     if args.keep > args.days:
         p.error(f"--keep {args.keep} is more than the {args.days} days painted")
-    last = args.start.toordinal() + args.days - 1
-    if args.start < TUNING_START or last >= FIRST_HELD_OUT.toordinal():
+    if not within_tuning_days(args.start, args.days):
         p.error(f"--start {args.start} and --days {args.days} leave the tuning days ({TUNING_START} until "
                 f"{FIRST_HELD_OUT}, where the held-out sets begin)")
     return args
